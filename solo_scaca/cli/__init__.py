@@ -1,0 +1,1 @@
+"""Command-line entry points of solo-scaca (see setup.cfg)."""

@@ -1,0 +1,1 @@
+"""Configs shipped with solo-scaca (on hydra's search path through the plugin)."""

@@ -1,0 +1,198 @@
+"""SwAV with the spatial cross-attention add-on (``method=swav_scaca``, METHOD.md).
+
+Subclasses the host's SwAV: its projector, prototypes, queue, Sinkhorn and loss run unchanged;
+the add-on (``ca_head``) adds a masked branch and the CA loss term on the large crops.
+"""
+
+import numbers
+from typing import Any, Dict, List, Sequence
+
+import omegaconf
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
+from solo.methods.swav import SwAV
+from solo.utils.misc import omegaconf_select
+
+from solo_scaca.cross_attention import SpatialCrossAttention
+from solo_scaca.losses import swav_scaca_loss_func
+from solo_scaca.pairing import PAIRING_MODES, select_partners
+from solo_scaca.spatial_maps import SpatialMapHook, check_backbone
+
+CA_KEYS = (
+    "ca_pairing",
+    "ca_weight",
+    "ca_dim",
+    "ca_attn_temperature",
+    "ca_mask_temperature",
+    "ca_partner_weight",
+    "ca_warmup_epochs",
+)
+
+
+def _check_number(cfg: omegaconf.DictConfig, key: str, low: float, strict: bool, integer: bool):
+    value = cfg.method_kwargs[key]
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = ok and (value > low if strict else value >= low)
+    if not ok:
+        allowed = f"{'an integer' if integer else 'a number'} {'>' if strict else '>='} {low}"
+        raise ValueError(f"method_kwargs.{key}={value!r} is invalid: allowed values are {allowed}")
+
+
+class SwAVSCACA(SwAV):
+    def __init__(self, cfg: omegaconf.DictConfig):
+        """Implements SwAV + spatial cross-attention (https://arxiv.org/abs/2206.05028).
+
+        Extra cfg settings (besides SwAV's):
+            method_kwargs:
+                ca_pairing (str): partner selection: prototype, nn, self or random.
+                ca_weight (float): weight lambda of the CA loss (0 gives plain SwAV).
+                ca_dim (int): dimension of the query/key projections.
+                ca_attn_temperature (float): tau_a, soft max over the partner's locations.
+                ca_mask_temperature (float): tau_m, softmax of the mask over locations.
+                ca_partner_weight (float): weight of the masked branch's loss against the
+                    partner's codes.
+                ca_warmup_epochs (float): epochs of the linear ramp of ca_weight from 0.
+        """
+        super().__init__(cfg)
+        kwargs = cfg.method_kwargs
+        self.ca_pairing: str = kwargs.ca_pairing
+        self.ca_weight: float = kwargs.ca_weight
+        self.ca_partner_weight: float = kwargs.ca_partner_weight
+        self.ca_warmup_epochs: float = kwargs.ca_warmup_epochs
+
+        self.spatial_map = SpatialMapHook(self.backbone, cfg.backbone.name)
+        # everything the add-on learns lives here, outside the backbone; with ca_weight = 0
+        # there is no add-on at all (nothing unused for DDP, and exactly the host's SwAV)
+        self.ca_head = (
+            SpatialCrossAttention(
+                self.features_dim,
+                ca_dim=kwargs.ca_dim,
+                attn_temperature=kwargs.ca_attn_temperature,
+                mask_temperature=kwargs.ca_mask_temperature,
+            )
+            if self.ca_weight > 0
+            else None
+        )
+        self._step_outs: List[Dict[str, Any]] = []
+        self._step_codes: List[torch.Tensor] = []
+
+    @staticmethod
+    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Adds the add-on's defaults to SwAV's and checks every CA setting.
+
+        Args:
+            cfg (omegaconf.DictConfig): DictConfig object.
+
+        Returns:
+            omegaconf.DictConfig: same as the argument, used to avoid errors.
+        """
+        cfg = super(SwAVSCACA, SwAVSCACA).add_and_assert_specific_cfg(cfg)
+
+        unknown = [k for k in cfg.method_kwargs if k.startswith("ca_") and k not in CA_KEYS]
+        if unknown:
+            raise ValueError(
+                f"unknown method_kwargs {unknown} for swav_scaca: allowed CA keys are {CA_KEYS}"
+            )
+        check_backbone(cfg.backbone.name)
+
+        kwargs = cfg.method_kwargs
+        kwargs.ca_pairing = omegaconf_select(cfg, "method_kwargs.ca_pairing", "prototype")
+        kwargs.ca_weight = omegaconf_select(cfg, "method_kwargs.ca_weight", 1.0)
+        kwargs.ca_dim = omegaconf_select(cfg, "method_kwargs.ca_dim", 128)
+        kwargs.ca_attn_temperature = omegaconf_select(
+            cfg, "method_kwargs.ca_attn_temperature", 0.1
+        )
+        kwargs.ca_mask_temperature = omegaconf_select(
+            cfg, "method_kwargs.ca_mask_temperature", 0.1
+        )
+        kwargs.ca_partner_weight = omegaconf_select(cfg, "method_kwargs.ca_partner_weight", 0.0)
+        kwargs.ca_warmup_epochs = omegaconf_select(
+            cfg, "method_kwargs.ca_warmup_epochs", kwargs.freeze_prototypes_epochs
+        )
+
+        if kwargs.ca_pairing not in PAIRING_MODES:
+            raise ValueError(
+                f"method_kwargs.ca_pairing={kwargs.ca_pairing!r} is invalid: "
+                f"allowed values are {PAIRING_MODES}"
+            )
+        _check_number(cfg, "ca_weight", 0, strict=False, integer=False)
+        _check_number(cfg, "ca_dim", 0, strict=True, integer=True)
+        _check_number(cfg, "ca_attn_temperature", 0, strict=True, integer=False)
+        _check_number(cfg, "ca_mask_temperature", 0, strict=True, integer=False)
+        _check_number(cfg, "ca_partner_weight", 0, strict=False, integer=False)
+        _check_number(cfg, "ca_warmup_epochs", 0, strict=False, integer=False)
+
+        batch_size = cfg.optimizer.batch_size
+        if not isinstance(batch_size, int) or batch_size < 2:
+            raise ValueError(
+                f"optimizer.batch_size={batch_size!r} is invalid for swav_scaca: it pairs "
+                "images within each process's batch, so allowed values are integers >= 2"
+            )
+        return cfg
+
+    @property
+    def learnable_params(self) -> List[dict]:
+        """Adds the add-on's parameters to SwAV's learnable parameters."""
+        extra = [] if self.ca_head is None else [
+            {"name": "ca_head", "params": self.ca_head.parameters()}
+        ]
+        return super().learnable_params + extra
+
+    def forward(self, X: torch.Tensor) -> Dict[str, Any]:
+        """SwAV's forward pass, plus the backbone's spatial map ``fmap`` (B x C x H x W)."""
+        with self.spatial_map.capture() as hook:
+            out = super().forward(X)
+        out["fmap"] = hook.fmap
+        if self.training:
+            self._step_outs.append(out)
+        return out
+
+    @torch.no_grad()
+    def get_assignments(self, preds: List[torch.Tensor]) -> List[torch.Tensor]:
+        """SwAV's Sinkhorn codes, kept for the add-on's pairing and loss."""
+        self._step_codes = super().get_assignments(preds)
+        return self._step_codes
+
+    def ca_ramp(self, batch_idx: int) -> float:
+        """Linear ramp of the CA weight from 0 to 1 over ``ca_warmup_epochs``."""
+        if self.ca_warmup_epochs <= 0:
+            return 1.0
+        epoch = float(self.current_epoch)
+        batches = self._trainer.num_training_batches if self._trainer is not None else 0
+        if 0 < batches < float("inf"):
+            epoch += batch_idx / batches
+        return min(1.0, epoch / self.ca_warmup_epochs)
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
+        """SwAV's training step (unchanged) plus ``lambda * L_ca`` on the large crops.
+
+        The host's step consumes the per-crop outputs; the large crops' outputs and the codes
+        are kept as ``forward`` and ``get_assignments`` produce them.
+        """
+        self._step_outs = []
+        loss = super().training_step(batch, batch_idx)
+        outs, codes = self._step_outs[: self.num_large_crops], self._step_codes
+        self._step_outs, self._step_codes = [], []
+        fmaps = [out["fmap"] for out in outs]
+        if self.ca_head is None:
+            return loss
+        if fmaps[0].size(0) < 2 and self.ca_pairing != "self":
+            rank_zero_warn(
+                f"swav_scaca: a batch of {fmaps[0].size(0)} image cannot be paired "
+                f"(ca_pairing={self.ca_pairing!r}); the CA term is skipped for this step"
+            )
+            return loss
+
+        partners = select_partners(self.ca_pairing, codes, [out["z"] for out in outs])
+        masked_feats, _ = self.ca_head(fmaps, partners)
+        masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
+        partner_codes = [codes[view][index] for view, index in partners]
+        ca_loss = swav_scaca_loss_func(
+            masked_preds, codes, self.temperature, partner_codes, self.ca_partner_weight
+        )
+        weight = self.ca_weight * self.ca_ramp(batch_idx)
+        self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
+        self.log("train_ca_weight", weight, on_epoch=False)
+        return loss + weight * ca_loss

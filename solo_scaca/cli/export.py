@@ -1,0 +1,20 @@
+"""``solo-scaca-export CKPT OUT``: writes the backbone of a checkpoint without the add-on."""
+
+import argparse
+from typing import List, Optional
+
+from solo_scaca.export import export_backbone
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("ckpt", help="a swav_scaca (or any solo-learn) pretraining checkpoint")
+    parser.add_argument("out", help="path of the backbone-only checkpoint to write (.ckpt)")
+    args = parser.parse_args(argv)
+    out = export_backbone(args.ckpt, args.out)
+    print(f"wrote {out}: backbone weights only (the cross-attention add-on removed)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Removal of the add-on for inference: the backbone of a swav_scaca checkpoint, alone.
+
+The add-on lives outside ``backbone`` (``ca_head``), so a checkpoint's ``backbone.*`` weights are
+a plain solo-learn backbone: they load with ``strict=True`` into the backbone the host's
+``main_linear.py`` builds, exactly as a SwAV checkpoint's do.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+import torch.nn as nn
+from solo.methods.base import BaseMethod
+
+PathLike = Union[str, Path]
+
+
+def backbone_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The ``backbone.*`` entries of a method's state dict, prefix kept."""
+    return {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
+
+
+def read_pretrain_args(ckpt_path: PathLike) -> Dict[str, Any]:
+    """The pretraining config of a checkpoint: embedded by ``export_backbone``, else the
+    ``args.json`` that the host's Checkpointer writes beside it."""
+    ckpt = torch.load(ckpt_path, map_location="cpu")
+    if "cfg" in ckpt:
+        return ckpt["cfg"]
+    args_path = Path(ckpt_path).parent / "args.json"
+    if not args_path.exists():
+        raise FileNotFoundError(f"{args_path} not found: the pretraining config of {ckpt_path}")
+    return json.loads(args_path.read_text())
+
+
+def build_backbone(
+    name: str, dataset: str, method: str = "swav_scaca", kwargs: Optional[dict] = None
+) -> nn.Module:
+    """The backbone as the host's ``main_linear.py`` builds it (no fc; CIFAR stem on CIFAR)."""
+    backbone = BaseMethod._BACKBONES[name](method, **(kwargs or {}))
+    if name.startswith("resnet"):
+        backbone.fc = nn.Identity()
+        if dataset in ("cifar10", "cifar100"):
+            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+            backbone.maxpool = nn.Identity()
+    return backbone
+
+
+def load_backbone(ckpt_path: PathLike) -> nn.Module:
+    """Builds the host's backbone for a checkpoint and loads its weights with ``strict=True``."""
+    args = read_pretrain_args(ckpt_path)
+    backbone = build_backbone(
+        args["backbone"]["name"], args["data"]["dataset"], args["method"],
+        args["backbone"].get("kwargs"),
+    )
+    state = backbone_state_dict(torch.load(ckpt_path, map_location="cpu")["state_dict"])
+    backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
+    return backbone
+
+
+def export_backbone(ckpt_path: PathLike, out_path: PathLike) -> Path:
+    """Writes a backbone-only checkpoint (``state_dict`` of ``backbone.*`` keys, plus ``cfg``).
+
+    It loads wherever a solo-learn checkpoint does (``main_linear.py``'s
+    ``pretrained_feature_extractor``, the detectron2 converter) and into ``load_backbone``.
+    """
+    state = backbone_state_dict(torch.load(ckpt_path, map_location="cpu")["state_dict"])
+    if not state:
+        raise ValueError(f"{ckpt_path} has no backbone.* weights")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": state, "cfg": read_pretrain_args(ckpt_path)}, out_path)
+    return out_path

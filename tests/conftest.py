@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny swav / swav_scaca configs and models built through the host's parser."""
+
+import os
+from pathlib import Path
+from typing import List
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, OmegaConf
+from solo.args.pretrain import parse_cfg
+from solo.utils.sinkhorn_knopp import SinkhornKnopp
+
+import solo_scaca  # noqa: F401  (registers swav_scaca)
+from solo_scaca.cpu import apply_cpu_overrides
+
+# CIFAR stem at 16 px: layer4 gives a 3 x 3 spatial map, so steps are fast yet spatial
+TINY = [
+    "data.dataset=cifar10",
+    "augmentations.0.crop_size=16",
+    "optimizer.batch_size=8",
+    "method_kwargs.proj_hidden_dim=32",
+    "method_kwargs.num_prototypes=10",
+    "method_kwargs.ca_dim=16",
+    "method_kwargs.ca_warmup_epochs=0",
+]
+
+
+def make_cfg(overrides: List[str] = (), method: str = "swav_scaca") -> DictConfig:
+    """The shipped toy config made tiny, with ``overrides``, through the host's ``parse_cfg``."""
+    with initialize_config_module("solo_scaca.configs", version_base="1.2"):
+        cfg = compose("swav_scaca_toy", overrides=[f"method={method}", *TINY, *overrides])
+    OmegaConf.set_struct(cfg, False)
+    apply_cpu_overrides(cfg)
+    return parse_cfg(cfg)
+
+
+def ready_for_steps(model: torch.nn.Module) -> torch.nn.Module:
+    """What SwAV's ``on_train_start`` sets up, for calling ``training_step`` without a Trainer
+    (single process, queue disabled in the toy config)."""
+    model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
+    return model.train()
+
+
+def tiny_batch(batch_size: int = 8, size: int = 16, seed: int = 0):
+    """A [indexes, [view1, view2], targets] batch of random images."""
+    g = torch.Generator().manual_seed(seed)
+    views = [torch.randn(batch_size, 3, size, size, generator=g) for _ in range(2)]
+    return [torch.arange(batch_size), views, torch.randint(0, 10, (batch_size,), generator=g)]
+
+
+def host_checkout() -> Path:
+    """The host's repository files (main_pretrain.py ...): $SOLO_LEARN_ROOT, else /opt/solo-learn."""
+    return Path(os.environ.get("SOLO_LEARN_ROOT", "/opt/solo-learn"))
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory) -> Path:
+    """A small generated toy-shapes dataset (64 px, 8 train and 4 val images per class)."""
+    from solo_scaca.data.toy_shapes import generate_toy_shapes
+
+    return generate_toy_shapes(
+        tmp_path_factory.mktemp("toy") / "toy_shapes",
+        train_per_class=8, val_per_class=4, image_size=64,
+    )

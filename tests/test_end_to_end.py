@@ -15,7 +15,8 @@ from solo.args.linear import parse_cfg as parse_linear_cfg
 from solo.methods.linear import LinearModel
 
 from solo_scaca import SwAVSCACA
-from solo_scaca.export import export_backbone, load_backbone
+from solo_scaca.cli.export import main as export_main
+from solo_scaca.export import load_backbone
 from solo_scaca.knn import extract_features, image_folder_loader, knn_accuracy
 from tests.conftest import host_checkout
 
@@ -67,7 +68,8 @@ def test_add_on_removal_keeps_backbone_weights_and_outputs(pretrained, tmp_path)
     model.load_state_dict(torch.load(pretrained, map_location="cpu")["state_dict"], strict=True)
     model.eval()
 
-    exported = export_backbone(pretrained, tmp_path / "backbone.ckpt")
+    exported = tmp_path / "backbone.ckpt"
+    export_main([str(pretrained), str(exported)])  # the solo-scaca-export command
     exported_state = torch.load(exported, map_location="cpu")["state_dict"]
     assert exported_state.keys() == {k for k in model.state_dict() if k.startswith("backbone.")}
 

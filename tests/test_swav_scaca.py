@@ -118,3 +118,15 @@ def test_add_on_parameters_are_optimised_and_outside_the_backbone():
 def test_bad_configs_fail_before_training_naming_key_and_allowed_values(override, message):
     with pytest.raises(ValueError, match=message):
         SwAVSCACA(make_cfg([override]))
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50", "wide_resnet28w2"])
+def test_every_supported_backbone_trains_a_step_with_the_add_on(backbone):
+    model = ready_for_steps(SwAVSCACA(make_cfg([f"backbone.name={backbone}"])))
+    out = model(torch.randn(2, 3, 16, 16))
+    assert out["fmap"].dim() == 4 and out["fmap"].shape[1] == model.features_dim
+    torch.testing.assert_close(out["fmap"].mean(dim=(2, 3)), out["feats"])
+    loss = model.training_step(tiny_batch(), 0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert model.ca_head.phi_k.weight.grad.abs().sum() > 0

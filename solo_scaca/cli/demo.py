@@ -26,11 +26,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--out", default="runs/demo", help="folder for data and checkpoints")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--method", default="swav_scaca", help="swav_scaca, or swav to compare")
+    parser.add_argument("--train-per-class", type=int, default=50, help="toy training images")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides, key=value")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    data = generate_toy_shapes(out / "toy_shapes", image_size=IMAGE_SIZE)
+    data = generate_toy_shapes(
+        out / f"toy_shapes_{args.train_per_class}",
+        train_per_class=args.train_per_class,
+        image_size=IMAGE_SIZE,
+    )
     with initialize_config_module("solo_scaca.configs", version_base="1.2"):
         cfg = compose(
             "swav_scaca_toy",

@@ -187,6 +187,7 @@ class SwAVSCACA(SwAV):
 
         partners = select_partners(self.ca_pairing, codes, [out["z"] for out in outs])
         masked_feats, _ = self.ca_head(fmaps, partners)
+        masked_feats = [self.spatial_map.feature_head(f) for f in masked_feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
         partner_codes = [codes[view][index] for view, index in partners]
         ca_loss = swav_scaca_loss_func(

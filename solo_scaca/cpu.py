@@ -20,12 +20,19 @@ CPU_OVERRIDES: Dict[str, object] = {
 def apply_cpu_overrides(cfg: DictConfig) -> Dict[str, object]:
     """On a machine without CUDA, sets the host's CPU settings in ``cfg`` (in place).
 
+    A config that already asks for ``accelerator=cpu`` keeps its own devices, strategy and
+    precision (e.g. ``strategy=ddp devices=2`` for multi-process CPU training); only sync batch
+    norm, which needs CUDA, is turned off.
+
     Returns the settings that changed (empty when CUDA is available or nothing changed).
     """
     if torch.cuda.is_available():
         return {}
+    overrides = CPU_OVERRIDES
+    if OmegaConf.select(cfg, "accelerator") == "cpu":
+        overrides = {"sync_batchnorm": False}
     changed = {}
-    for key, value in CPU_OVERRIDES.items():
+    for key, value in overrides.items():
         if OmegaConf.select(cfg, key) != value:
             OmegaConf.update(cfg, key, value, force_add=True)
             changed[key] = value

@@ -193,6 +193,13 @@ class SwAVSCACA(SwAV):
         ca_loss = swav_scaca_loss_func(
             masked_preds, codes, self.temperature, partner_codes, self.ca_partner_weight
         )
+        if not torch.isfinite(ca_loss):
+            raise FloatingPointError(
+                f"swav_scaca: the CA loss is {ca_loss.item()} at epoch {self.current_epoch}, "
+                f"global step {self.global_step} (batch {batch_idx}); training stopped and the "
+                "checkpoints written so far are kept. Lower the lr, or raise "
+                "ca_attn_temperature / ca_mask_temperature."
+            )
         weight = self.ca_weight * self.ca_ramp(batch_idx)
         self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
         self.log("train_ca_weight", weight, on_epoch=False)

@@ -57,10 +57,8 @@ def _val_loader(cfg: DictConfig):
 def _train_data(cfg: DictConfig) -> dict:
     """``trainer.fit`` keyword arguments for the training data (torchvision or DALI)."""
     if cfg.data.format == "dali":
-        from solo.data.dali_dataloader import (
-            PretrainDALIDataModule,
-            build_transform_pipeline_dali,
-        )
+        # the host's DALI data module, able to run dali.device=cpu without a GPU
+        from solo_scaca.dali_cpu import PretrainDALIDataModule, build_transform_pipeline_dali
 
         build = lambda aug: build_transform_pipeline_dali(  # noqa: E731
             cfg.data.dataset, aug, dali_device=cfg.dali.device
@@ -85,7 +83,8 @@ def _train_data(cfg: DictConfig) -> dict:
             encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels,
         )
         val_loader = _val_loader(cfg)
-        datamodule.val_dataloader = lambda: val_loader
+        if val_loader is not None:  # Lightning rejects a val_dataloader that returns None
+            datamodule.val_dataloader = lambda: val_loader
         return {"datamodule": datamodule}
     dataset = prepare_datasets(
         cfg.data.dataset,

@@ -1,0 +1,98 @@
+"""The host's NVIDIA DALI data modules, able to run with ``dali.device=cpu`` on a machine
+without a GPU.
+
+The host (solo-learn 1.0.6) always builds its DALI pipelines with ``device_id`` = the local
+rank. DALI (2.x) builds a pipeline without CUDA only when ``device_id=None``, so the host's
+``data.format=dali dali.device=cpu`` fails on a CPU-only machine ("You are trying to create a
+GPU DALI pipeline while CUDA is not available"). Everything else of the host's CPU path works
+(CPU decoder, augmentations, iterator wrappers, label/index decoding).
+
+The classes here are the host's, with one change when the DALI device is ``cpu``: the
+pipeline builders give DALI ``device_id=None`` (a CPU-only pipeline, which is all a ``cpu``
+pipeline holds). Seeds stay the host's: ``seed + local rank``. With ``dali.device=gpu``
+everything is the host's, unchanged.
+"""
+
+from typing import Optional
+from unittest import mock
+
+import torch
+
+try:
+    from solo.data import dali_dataloader as _host
+    from solo.data.dali_dataloader import build_transform_pipeline_dali  # noqa: F401 (re-export)
+except ImportError as err:  # nvidia.dali missing
+    raise ImportError(
+        "data.format=dali needs NVIDIA DALI, which does not import: install the plugin's "
+        "`dali` extra (in its checkout: pip install --no-build-isolation \".[dali]\"), or "
+        f"pip install nvidia-dali-cuda120. Original error: {err}"
+    ) from err
+
+
+def dali_device_id(dali_device: str, local_rank: int) -> Optional[int]:
+    """``device_id`` for a DALI pipeline: ``None`` (CPU-only) for ``cpu``, else the local rank
+    (the host's choice)."""
+    if dali_device not in ("gpu", "cpu"):
+        raise ValueError(f"dali.device={dali_device!r}: allowed values are 'gpu', 'cpu'")
+    return None if dali_device == "cpu" else local_rank
+
+
+def _check_gpu_available(dali_device: str) -> None:
+    if dali_device == "gpu" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "dali.device=gpu needs a CUDA device and none is available: "
+            "set dali.device=cpu to run the DALI pipeline on the CPU"
+        )
+
+
+class _CPUDeviceIdMixin:
+    """After the host's ``__init__`` (whose seed is ``seed + device_id``), sets ``device_id``
+    to what DALI needs for the builder's device; the host's ``setup`` passes it on."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.device_id = dali_device_id(self.device, self.device_id)
+
+
+class PretrainPipelineBuilder(_CPUDeviceIdMixin, _host.PretrainPipelineBuilder):
+    """The host's pretraining pipeline builder; ``device_id=None`` on a ``cpu`` pipeline."""
+
+
+class NormalPipelineBuilder(_CPUDeviceIdMixin, _host.NormalPipelineBuilder):
+    """The host's classification pipeline builder; ``device_id=None`` on a ``cpu`` pipeline."""
+
+
+class CustomNormalPipelineBuilder(_CPUDeviceIdMixin, _host.CustomNormalPipelineBuilder):
+    """The host's custom-data classification builder; ``device_id=None`` on ``cpu``."""
+
+
+class PretrainDALIDataModule(_host.PretrainDALIDataModule):
+    """The host's ``PretrainDALIDataModule``; with ``dali_device="cpu"`` its pipeline is built
+    CPU-only, so it also runs without a GPU."""
+
+    def setup(self, stage: Optional[str] = None):
+        _check_gpu_available(self.dali_device)
+        if self.dali_device != "cpu":
+            return super().setup(stage)
+        # the host's setup names its builder class directly: give it ours for this call
+        with mock.patch.object(_host, "PretrainPipelineBuilder", PretrainPipelineBuilder):
+            return super().setup(stage)
+
+
+class ClassificationDALIDataModule(_host.ClassificationDALIDataModule):
+    """The host's ``ClassificationDALIDataModule``; with ``dali_device="cpu"`` its pipelines
+    are built CPU-only, so it also runs without a GPU."""
+
+    _CPU_BUILDERS = {
+        _host.NormalPipelineBuilder: NormalPipelineBuilder,
+        _host.CustomNormalPipelineBuilder: CustomNormalPipelineBuilder,
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.dali_device == "cpu":
+            self.pipeline_class = self._CPU_BUILDERS[self.pipeline_class]
+
+    def setup(self, stage: Optional[str] = None):
+        _check_gpu_available(self.dali_device)
+        return super().setup(stage)

@@ -140,6 +140,23 @@ class SwAVSCACA(SwAV):
         ]
         return super().learnable_params + extra
 
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        """Makes room for a saved SwAV queue before the weights load.
+
+        The host's SwAV creates its queue only in ``on_train_start``, after Lightning has
+        restored the checkpoint, so a saved queue is an unexpected key and resuming fails.
+        """
+        queue = checkpoint["state_dict"].get("queue")
+        if queue is not None:
+            self.register_buffer("queue", torch.zeros_like(queue, device=self.device))
+
+    def on_train_start(self):
+        """SwAV's set-up, keeping a queue restored from a checkpoint (the host zeroes it)."""
+        restored = self._buffers.get("queue")
+        super().on_train_start()
+        if restored is not None and restored.shape == self.queue.shape:
+            self.queue.copy_(restored)
+
     def forward(self, X: torch.Tensor) -> Dict[str, Any]:
         """SwAV's forward pass, plus the backbone's spatial map ``fmap`` (B x C x H x W)."""
         with self.spatial_map.capture() as hook:

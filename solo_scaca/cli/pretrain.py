@@ -36,6 +36,7 @@ from solo.utils.misc import make_contiguous
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cpu import apply_cpu_overrides
+from solo_scaca.data.named_errors import name_unreadable_images
 
 
 def _val_loader(cfg: DictConfig):
@@ -86,14 +87,14 @@ def _train_data(cfg: DictConfig) -> dict:
         if val_loader is not None:  # Lightning rejects a val_dataloader that returns None
             datamodule.val_dataloader = lambda: val_loader
         return {"datamodule": datamodule}
-    dataset = prepare_datasets(
+    dataset = name_unreadable_images(prepare_datasets(
         cfg.data.dataset,
         transform,
         train_data_path=cfg.data.train_path,
         data_format=cfg.data.format,
         no_labels=cfg.data.no_labels,
         data_fraction=cfg.data.fraction,
-    )
+    ))
     train_loader = prepare_dataloader(
         dataset, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
     )

@@ -1,0 +1,214 @@
+"""``solo-scaca-linear``: the host's linear evaluation for a pip-installed solo-learn.
+
+A pip-installed host has no ``main_linear.py``; this command runs the same pipeline from the host's
+own parts (``solo.args.linear.parse_cfg``, ``prepare_data``, its DALI data module, ``LinearModel``,
+Checkpointer and AutoResumer) on the backbone of a pretraining checkpoint, full or written by
+``solo-scaca-export``. Usage is the host's:
+
+    solo-scaca-linear --config-path scripts/linear/imagenet-100 --config-name swav_scaca.yaml \
+        pretrained_feature_extractor=PATH/TO/CKPT.ckpt
+
+Without a CUDA device the host's CPU settings (``solo_scaca.cpu``) are applied, and said once.
+"""
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import hydra
+import torch
+import torch.nn as nn
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers.wandb import WandbLogger
+from lightning.pytorch.strategies.ddp import DDPStrategy
+from omegaconf import DictConfig, OmegaConf
+from solo.args.linear import parse_cfg
+from solo.data.classification_dataloader import prepare_data
+from solo.methods.linear import LinearModel
+from solo.utils.auto_resumer import AutoResumer
+from solo.utils.checkpointer import Checkpointer
+from solo.utils.misc import make_contiguous
+from timm.data.mixup import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+import solo_scaca  # noqa: F401  (registers swav_scaca)
+from solo_scaca.cpu import apply_cpu_overrides
+from solo_scaca.export import build_backbone
+
+CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
+
+
+def load_pretrained_backbone(backbone: nn.Module, ckpt_path: Union[str, Path]) -> None:
+    """Loads a checkpoint's ``backbone.*`` weights into ``backbone`` as ``main_linear.py`` does
+    (older ``encoder.*`` names accepted, ``strict=False``).
+
+    Works for a full pretraining checkpoint and for one written by ``solo-scaca-export``; fails
+    when the file holds no backbone weights at all, and warns about backbone weights it lacks.
+    """
+    if not str(ckpt_path).endswith(CKPT_SUFFIXES):
+        raise ValueError(
+            f"pretrained_feature_extractor={str(ckpt_path)!r} is invalid: "
+            f"allowed values are checkpoint files ending with {CKPT_SUFFIXES}"
+        )
+    state = torch.load(ckpt_path, map_location="cpu")["state_dict"]
+    weights = {}
+    for key, value in state.items():
+        if key.startswith("encoder."):  # checkpoints of older solo-learn versions
+            key = "backbone." + key[len("encoder."):]
+        if key.startswith("backbone."):
+            weights[key[len("backbone."):]] = value
+    if not weights:
+        raise ValueError(f"{ckpt_path} has no backbone.* weights to evaluate")
+    missing, _ = backbone.load_state_dict(weights, strict=False)
+    if missing:
+        logging.warning(f"{ckpt_path} lacks backbone weights {missing}: they stay random")
+    logging.info(f"Loaded {ckpt_path}")
+
+
+def _loss_and_mixup(cfg: DictConfig) -> Tuple[nn.Module, Optional[Mixup]]:
+    """The loss and the mixup/cutmix function ``main_linear.py`` picks from the config."""
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        mixup = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            cutmix_minmax=None,
+            prob=1.0,
+            switch_prob=0.5,
+            mode="batch",
+            label_smoothing=cfg.label_smoothing,
+            num_classes=cfg.data.num_classes,
+        )
+        return SoftTargetCrossEntropy(), mixup  # smoothing is in mixup's label transform
+    if cfg.label_smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=cfg.label_smoothing), None
+    return torch.nn.CrossEntropyLoss(), None
+
+
+def _data(cfg: DictConfig) -> dict:
+    """``trainer.fit`` keyword arguments for the data: the host's torchvision loaders, or its
+    DALI data module for training with the torchvision validation loader."""
+    train_loader, val_loader = prepare_data(
+        cfg.data.dataset,
+        train_data_path=cfg.data.train_path,
+        val_data_path=cfg.data.val_path,
+        data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
+        batch_size=cfg.optimizer.batch_size,
+        num_workers=cfg.data.num_workers,
+        auto_augment=cfg.auto_augment,
+    )
+    if cfg.data.format != "dali":
+        return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
+    try:
+        # the host's DALI data module, able to run dali.device=cpu without a GPU
+        from solo_scaca.dali_cpu import ClassificationDALIDataModule
+    except ImportError as error:
+        raise ImportError(
+            "data.format=dali needs NVIDIA DALI (pip install solo-scaca[dali]); "
+            "use data.format=image_folder without it"
+        ) from error
+    if cfg.auto_augment:
+        raise ValueError("auto_augment=True is not supported with data.format=dali")
+    datamodule = ClassificationDALIDataModule(
+        dataset=cfg.data.dataset,
+        train_data_path=cfg.data.train_path,
+        val_data_path=cfg.data.val_path,
+        num_workers=cfg.data.num_workers,
+        batch_size=cfg.optimizer.batch_size,
+        data_fraction=cfg.data.fraction,
+        dali_device=cfg.dali.device,
+    )
+    datamodule.val_dataloader = lambda: val_loader  # torchvision validation saves memory
+    return {"datamodule": datamodule}
+
+
+def _resume_path(cfg: DictConfig) -> Tuple[Optional[str], Optional[str]]:
+    """Checkpoint to resume from (explicit, or found by the host's AutoResumer) and wandb id."""
+    if cfg.auto_resume.enabled and cfg.resume_from_checkpoint is None:
+        resumer = AutoResumer(
+            checkpoint_dir=os.path.join(cfg.checkpoint.dir, "linear"),
+            max_hours=cfg.auto_resume.max_hours,
+        )
+        ckpt_path, wandb_run_id = resumer.find_checkpoint(cfg)
+        if ckpt_path is not None:
+            print(f"Resuming from previous checkpoint that matches specifications: '{ckpt_path}'")
+        return ckpt_path, wandb_run_id
+    ckpt_path = cfg.resume_from_checkpoint
+    if ckpt_path is not None:
+        del cfg.resume_from_checkpoint
+    return ckpt_path, None
+
+
+def linear(cfg: DictConfig) -> Optional[str]:
+    """Trains a linear classifier on the frozen pretrained backbone as ``main_linear.py`` does.
+
+    Returns:
+        the path of the last checkpoint the host's Checkpointer wrote, if any.
+    """
+    OmegaConf.set_struct(cfg, False)
+    changed = apply_cpu_overrides(cfg)
+    if changed:
+        settings = " ".join(f"{k}={v!r}" for k, v in changed.items())
+        print(f"solo-scaca: no CUDA device found, using the host's CPU settings: {settings}")
+    cfg = parse_cfg(cfg)
+
+    backbone = build_backbone(
+        cfg.backbone.name, cfg.data.dataset, cfg.pretrain_method, cfg.backbone.kwargs
+    )
+    load_pretrained_backbone(backbone, cfg.pretrained_feature_extractor)
+    loss_func, mixup_func = _loss_and_mixup(cfg)
+    model = LinearModel(backbone, loss_func=loss_func, mixup_func=mixup_func, cfg=cfg)
+    make_contiguous(model)
+    if not cfg.performance.disable_channel_last:
+        model = model.to(memory_format=torch.channels_last)
+    data = _data(cfg)
+    ckpt_path, wandb_run_id = _resume_path(cfg)
+
+    callbacks, logger, checkpointer = [], None, None
+    if cfg.checkpoint.enabled:
+        checkpointer = Checkpointer(
+            cfg,
+            logdir=os.path.join(cfg.checkpoint.dir, "linear"),
+            frequency=cfg.checkpoint.frequency,
+            keep_prev=cfg.checkpoint.keep_prev,
+        )
+        callbacks.append(checkpointer)
+    if cfg.wandb.enabled:
+        logger = WandbLogger(
+            name=cfg.name,
+            project=cfg.wandb.project,
+            entity=cfg.wandb.entity,
+            offline=cfg.wandb.offline,
+            resume="allow" if wandb_run_id else None,
+            id=wandb_run_id,
+        )
+        logger.watch(model, log="gradients", log_freq=100)
+        logger.log_hyperparams(OmegaConf.to_container(cfg))
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+
+    trainer_cfg = OmegaConf.to_container(cfg)
+    valid = inspect.signature(Trainer.__init__).parameters
+    trainer_kwargs = {k: trainer_cfg[k] for k in valid if k in trainer_cfg}
+    trainer_kwargs.update(
+        logger=logger,
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        strategy=DDPStrategy(find_unused_parameters=False)
+        if cfg.strategy == "ddp"
+        else cfg.strategy,
+    )
+    trainer = Trainer(**trainer_kwargs)
+    trainer.fit(model, ckpt_path=ckpt_path, **data)
+    return None if checkpointer is None else str(checkpointer.last_ckpt)
+
+
+@hydra.main(version_base="1.2", config_path=None)
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``solo-scaca-linear``."""
+    linear(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,7 @@ The add-on's only learnable part: 1x1 projections ``phi_q`` and ``phi_k``. It li
 backbone, so dropping it for inference changes no backbone weight.
 """
 
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -64,18 +64,23 @@ class SpatialCrossAttention(nn.Module):
         self,
         fmaps: Sequence[torch.Tensor],
         partners: Sequence[Tuple[int, torch.Tensor]],
+        gather: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """Masks every view's spatial map with its cross-correlation to the partners' maps.
 
         Args:
             fmaps: per view, the backbone's spatial map F_v (B x C x H x W).
             partners: per view, ``(partner_view, partner_index)`` from ``select_partners``.
+            gather: when partners come from every process, gathers the keys of all
+                processes (with gradient), in the order the partner indices use.
 
         Returns:
             per view, the masked features (B x C) and the masks (B x H x W).
         """
         queries = [F.normalize(self.phi_q(f).flatten(2), dim=1) for f in fmaps]
         keys = [F.normalize(self.phi_k(f).flatten(2), dim=1) for f in fmaps]
+        if gather is not None:
+            keys = [gather(k) for k in keys]
         feats, masks = [], []
         for fmap, q, (view, index) in zip(fmaps, queries, partners):
             mask = cross_correlation_mask(

@@ -9,10 +9,12 @@ from typing import Any, Dict, List, Sequence
 
 import omegaconf
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 from solo.methods.swav import SwAV
-from solo.utils.misc import omegaconf_select
+from solo.utils.misc import concat_all_gather_no_grad, get_rank, omegaconf_select
+from solo.utils.misc import gather as all_gather_with_grad
 
 from solo_scaca.cross_attention import SpatialCrossAttention
 from solo_scaca.losses import swav_scaca_loss_func
@@ -27,6 +29,7 @@ CA_KEYS = (
     "ca_mask_temperature",
     "ca_partner_weight",
     "ca_warmup_epochs",
+    "ca_gather_partners",
 )
 
 
@@ -38,6 +41,11 @@ def _check_number(cfg: omegaconf.DictConfig, key: str, low: float, strict: bool,
     if not ok:
         allowed = f"{'an integer' if integer else 'a number'} {'>' if strict else '>='} {low}"
         raise ValueError(f"method_kwargs.{key}={value!r} is invalid: allowed values are {allowed}")
+
+
+def get_world_size() -> int:
+    """Number of processes of the (possibly absent) default process group."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class SwAVSCACA(SwAV):
@@ -54,6 +62,8 @@ class SwAVSCACA(SwAV):
                 ca_partner_weight (float): weight of the masked branch's loss against the
                     partner's codes.
                 ca_warmup_epochs (float): epochs of the linear ramp of ca_weight from 0.
+                ca_gather_partners (bool): pick partners from the batches of all processes
+                    (DDP) instead of the local batch.
         """
         super().__init__(cfg)
         kwargs = cfg.method_kwargs
@@ -61,6 +71,7 @@ class SwAVSCACA(SwAV):
         self.ca_weight: float = kwargs.ca_weight
         self.ca_partner_weight: float = kwargs.ca_partner_weight
         self.ca_warmup_epochs: float = kwargs.ca_warmup_epochs
+        self.ca_gather_partners: bool = kwargs.ca_gather_partners
 
         self.spatial_map = SpatialMapHook(self.backbone, cfg.backbone.name)
         # everything the add-on learns lives here, outside the backbone; with ca_weight = 0
@@ -112,6 +123,15 @@ class SwAVSCACA(SwAV):
             cfg, "method_kwargs.ca_warmup_epochs", kwargs.freeze_prototypes_epochs
         )
 
+        kwargs.ca_gather_partners = omegaconf_select(
+            cfg, "method_kwargs.ca_gather_partners", False
+        )
+
+        if not isinstance(kwargs.ca_gather_partners, bool):
+            raise ValueError(
+                f"method_kwargs.ca_gather_partners={kwargs.ca_gather_partners!r} is invalid: "
+                "allowed values are True and False"
+            )
         if kwargs.ca_pairing not in PAIRING_MODES:
             raise ValueError(
                 f"method_kwargs.ca_pairing={kwargs.ca_pairing!r} is invalid: "
@@ -202,11 +222,19 @@ class SwAVSCACA(SwAV):
             )
             return loss
 
-        partners = select_partners(self.ca_pairing, codes, [out["z"] for out in outs])
-        masked_feats, _ = self.ca_head(fmaps, partners)
+        z = [out["z"] for out in outs]
+        candidate_codes, candidate_z, offset, gather = codes, z, 0, None
+        if self.ca_gather_partners and get_world_size() > 1:
+            candidate_codes = [concat_all_gather_no_grad(q) for q in codes]
+            candidate_z = [concat_all_gather_no_grad(v) for v in z]
+            offset, gather = get_rank() * len(fmaps[0]), all_gather_with_grad
+        partners = select_partners(
+            self.ca_pairing, codes, z, candidate_codes, candidate_z, offset
+        )
+        masked_feats, _ = self.ca_head(fmaps, partners, gather)
         masked_feats = [self.spatial_map.feature_head(f) for f in masked_feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
-        partner_codes = [codes[view][index] for view, index in partners]
+        partner_codes = [candidate_codes[view][index] for view, index in partners]
         ca_loss = swav_scaca_loss_func(
             masked_preds, codes, self.temperature, partner_codes, self.ca_partner_weight
         )
@@ -220,4 +248,7 @@ class SwAVSCACA(SwAV):
         weight = self.ca_weight * self.ca_ramp(batch_idx)
         self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
         self.log("train_ca_weight", weight, on_epoch=False)
+        if get_world_size() > 1:  # share of partners found in another process's batch
+            local = torch.cat([(i >= offset) & (i < offset + len(i)) for _, i in partners])
+            self.log("train_ca_remote_partners", 1 - local.float().mean(), on_epoch=False)
         return loss + weight * ca_loss

@@ -111,7 +111,7 @@ def test_add_on_parameters_are_optimised_and_outside_the_backbone():
         ("method_kwargs.ca_warmup_epochs=-1", r"ca_warmup_epochs=-1.*>= 0"),
         ("method_kwargs.ca_weight=abc", r"ca_weight='abc'.*number >= 0"),
         ("optimizer.batch_size=1", r"optimizer.batch_size=1.*>= 2"),
-        ("+method_kwargs.ca_gather_partners=yes", r"ca_gather_partners='yes'.*True and False"),
+        ("method_kwargs.ca_gather_partners=yes", r"ca_gather_partners='yes'.*True and False"),
         ("method_kwargs.ca_pairing=3", r"ca_pairing=3 is invalid.*'prototype'"),
         ("+method_kwargs.ca_wieght=1", r"unknown method_kwargs \['ca_wieght'\].*ca_weight"),
     ],

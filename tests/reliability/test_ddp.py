@@ -19,7 +19,7 @@ def _ddp_run(data: Path, out: Path, gather: bool) -> Path:
         "max_epochs=1", "optimizer.batch_size=8", "data.num_workers=0",
         "accelerator=cpu", "devices='2'", "strategy=ddp",
         "method_kwargs.ca_pairing=random", "method_kwargs.ca_warmup_epochs=0",
-        f"+method_kwargs.ca_gather_partners={gather}", "+log_every_n_steps=1",
+        f"method_kwargs.ca_gather_partners={gather}", "+log_every_n_steps=1",
     ]
     proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -5,7 +5,7 @@ the add-on (``ca_head``) adds a masked branch and the CA loss term on the large 
 """
 
 import numbers
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import omegaconf
 import torch
@@ -86,7 +86,8 @@ class SwAVSCACA(SwAV):
             if self.ca_weight > 0
             else None
         )
-        self._step_outs: List[Dict[str, Any]] = []
+        # filled by forward / get_assignments during a training step only
+        self._step_outs: Optional[List[Dict[str, Any]]] = None
         self._step_codes: List[torch.Tensor] = []
 
     @staticmethod
@@ -182,7 +183,7 @@ class SwAVSCACA(SwAV):
         with self.spatial_map.capture() as hook:
             out = super().forward(X)
         out["fmap"] = hook.fmap
-        if self.training:
+        if self._step_outs is not None:
             self._step_outs.append(out)
         return out
 
@@ -211,7 +212,7 @@ class SwAVSCACA(SwAV):
         self._step_outs = []
         loss = super().training_step(batch, batch_idx)
         outs, codes = self._step_outs[: self.num_large_crops], self._step_codes
-        self._step_outs, self._step_codes = [], []
+        self._step_outs, self._step_codes = None, []
         fmaps = [out["fmap"] for out in outs]
         if self.ca_head is None:
             return loss

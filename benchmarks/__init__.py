@@ -1,0 +1,1 @@
+"""Benchmarks of swav_scaca against the host's swav (not tests: CI runs them only tiny)."""

@@ -11,31 +11,23 @@ Checkpointer and AutoResumer) on the backbone of a pretraining checkpoint, full 
 Without a CUDA device the host's CPU settings (``solo_scaca.cpu``) are applied, and said once.
 """
 
-import inspect
 import logging
-import os
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import hydra
 import torch
 import torch.nn as nn
-from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers.wandb import WandbLogger
-from lightning.pytorch.strategies.ddp import DDPStrategy
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from solo.args.linear import parse_cfg
 from solo.data.classification_dataloader import prepare_data
 from solo.methods.linear import LinearModel
-from solo.utils.auto_resumer import AutoResumer
-from solo.utils.checkpointer import Checkpointer
 from solo.utils.misc import make_contiguous
 from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
-from solo_scaca.cpu import apply_cpu_overrides
+from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.export import build_backbone
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
@@ -124,35 +116,13 @@ def _data(cfg: DictConfig) -> dict:
     return {"datamodule": datamodule}
 
 
-def _resume_path(cfg: DictConfig) -> Tuple[Optional[str], Optional[str]]:
-    """Checkpoint to resume from (explicit, or found by the host's AutoResumer) and wandb id."""
-    if cfg.auto_resume.enabled and cfg.resume_from_checkpoint is None:
-        resumer = AutoResumer(
-            checkpoint_dir=os.path.join(cfg.checkpoint.dir, "linear"),
-            max_hours=cfg.auto_resume.max_hours,
-        )
-        ckpt_path, wandb_run_id = resumer.find_checkpoint(cfg)
-        if ckpt_path is not None:
-            print(f"Resuming from previous checkpoint that matches specifications: '{ckpt_path}'")
-        return ckpt_path, wandb_run_id
-    ckpt_path = cfg.resume_from_checkpoint
-    if ckpt_path is not None:
-        del cfg.resume_from_checkpoint
-    return ckpt_path, None
-
-
 def linear(cfg: DictConfig) -> Optional[str]:
     """Trains a linear classifier on the frozen pretrained backbone as ``main_linear.py`` does.
 
     Returns:
         the path of the last checkpoint the host's Checkpointer wrote, if any.
     """
-    OmegaConf.set_struct(cfg, False)
-    changed = apply_cpu_overrides(cfg)
-    if changed:
-        settings = " ".join(f"{k}={v!r}" for k, v in changed.items())
-        print(f"solo-scaca: no CUDA device found, using the host's CPU settings: {settings}")
-    cfg = parse_cfg(cfg)
+    cfg = prepare_cfg(cfg, parse_cfg)
 
     backbone = build_backbone(
         cfg.backbone.name, cfg.data.dataset, cfg.pretrain_method, cfg.backbone.kwargs
@@ -163,45 +133,7 @@ def linear(cfg: DictConfig) -> Optional[str]:
     make_contiguous(model)
     if not cfg.performance.disable_channel_last:
         model = model.to(memory_format=torch.channels_last)
-    data = _data(cfg)
-    ckpt_path, wandb_run_id = _resume_path(cfg)
-
-    callbacks, logger, checkpointer = [], None, None
-    if cfg.checkpoint.enabled:
-        checkpointer = Checkpointer(
-            cfg,
-            logdir=os.path.join(cfg.checkpoint.dir, "linear"),
-            frequency=cfg.checkpoint.frequency,
-            keep_prev=cfg.checkpoint.keep_prev,
-        )
-        callbacks.append(checkpointer)
-    if cfg.wandb.enabled:
-        logger = WandbLogger(
-            name=cfg.name,
-            project=cfg.wandb.project,
-            entity=cfg.wandb.entity,
-            offline=cfg.wandb.offline,
-            resume="allow" if wandb_run_id else None,
-            id=wandb_run_id,
-        )
-        logger.watch(model, log="gradients", log_freq=100)
-        logger.log_hyperparams(OmegaConf.to_container(cfg))
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
-
-    trainer_cfg = OmegaConf.to_container(cfg)
-    valid = inspect.signature(Trainer.__init__).parameters
-    trainer_kwargs = {k: trainer_cfg[k] for k in valid if k in trainer_cfg}
-    trainer_kwargs.update(
-        logger=logger,
-        callbacks=callbacks,
-        enable_checkpointing=False,
-        strategy=DDPStrategy(find_unused_parameters=False)
-        if cfg.strategy == "ddp"
-        else cfg.strategy,
-    )
-    trainer = Trainer(**trainer_kwargs)
-    trainer.fit(model, ckpt_path=ckpt_path, **data)
-    return None if checkpointer is None else str(checkpointer.last_ckpt)
+    return fit(model, cfg, "linear", _data(cfg))
 
 
 @hydra.main(version_base="1.2", config_path=None)

@@ -102,17 +102,13 @@ def location_features(
 
 
 @torch.no_grad()
-def raw_class_activation_maps(
-    backbone: nn.Module,
-    classifier: nn.Linear,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    backbone_name: Optional[str] = None,
+def cams_from_features(
+    per_location: torch.Tensor, classifier: nn.Linear, labels: torch.Tensor
 ) -> torch.Tensor:
-    """``W_c . F(u)`` for c = ``labels`` at the spatial map's resolution (B x h x w), no bias."""
-    _, feats = location_features(backbone, images, backbone_name)
-    weights = classifier.weight.to(feats.device, torch.float32)[labels.to(feats.device)]
-    return torch.einsum("bhwd,bd->bhw", feats, weights)
+    """``W_c . f(u)`` for c = ``labels`` from per-location features (B x h x w x D): B x h x w,
+    no bias (a constant per image, removed by the normalisation anyway)."""
+    weights = classifier.weight.to(per_location.device, torch.float32)
+    return torch.einsum("bhwd,bd->bhw", per_location, weights[labels.to(per_location.device)])
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
@@ -124,6 +120,26 @@ def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(span > 0, out, torch.zeros_like(out))
 
 
+def upsample_and_normalize(raw: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """Raw CAMs (B x h x w) upsampled (bilinear) to ``size``, then min-max normalised per image
+    (the order of Choe et al.'s code, so every map reaches exactly 0 and 1 unless constant)."""
+    up = F.interpolate(raw[:, None].float(), size=size, mode="bilinear", align_corners=False)
+    return normalize_maps(up[:, 0])
+
+
+@torch.no_grad()
+def raw_class_activation_maps(
+    backbone: nn.Module,
+    classifier: nn.Linear,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    backbone_name: Optional[str] = None,
+) -> torch.Tensor:
+    """``W_c . F(u)`` for c = ``labels`` at the spatial map's resolution (B x h x w), no bias."""
+    return cams_from_features(location_features(backbone, images, backbone_name)[1], classifier,
+                              labels)
+
+
 @torch.no_grad()
 def class_activation_maps(
     backbone: nn.Module,
@@ -132,15 +148,12 @@ def class_activation_maps(
     labels: torch.Tensor,
     backbone_name: Optional[str] = None,
 ) -> torch.Tensor:
-    """CAMs of the classes ``labels`` for ``images`` (B x 3 x H x W): B x H x W in [0, 1].
-
-    The raw CAM is upsampled (bilinear) to the image size and then min-max normalised per image,
-    the order of Choe et al.'s code, so every map reaches exactly 0 and 1 (unless constant).
-    ``backbone_name`` (a host backbone name) is inferred from the module's class when omitted.
-    """
+    """CAMs of the classes ``labels`` for ``images`` (B x 3 x H x W): B x H x W in [0, 1],
+    upsampled (bilinear) to the image and min-max normalised per image (``cams_from_features``
+    then ``upsample_and_normalize``). ``backbone_name`` (a host backbone name such as
+    ``resnet18``) is inferred from the module's class when omitted."""
     raw = raw_class_activation_maps(backbone, classifier, images, labels, backbone_name)
-    up = F.interpolate(raw[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)
-    return normalize_maps(up[:, 0])
+    return upsample_and_normalize(raw, tuple(images.shape[-2:]))
 
 
 def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> torch.Tensor:

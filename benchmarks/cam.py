@@ -9,6 +9,7 @@ boxes), (b) real CIFAR-10 test images pasted on collages of other classes
 
     python3 -m benchmarks.cam --ckpt swav=A.ckpt --ckpt swav=B.ckpt \\
         --ckpt swav_scaca=C.ckpt --ckpt swav_scaca=D.ckpt   # writes benchmarks/results/cam.*
+    python3 -m benchmarks.cam --from-runs benchmarks/results/gpu/runs   # the accuracy runs'
     python3 -m benchmarks.cam --tiny --out /tmp/x   # seconds; tiny random-init checkpoints (CI)
 
 A checkpoint is a pretraining checkpoint with the host's ``args.json`` beside it, or one exported
@@ -19,7 +20,9 @@ with its box at its best threshold | ground-truth box).
 
 import argparse
 import json
+import shutil
 import statistics
+import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -85,18 +88,26 @@ def normalization(args: Dict) -> Tuple[Sequence[float], Sequence[float]]:
     return aug.get("mean", IMAGENET_DEFAULT_MEAN), aug.get("std", IMAGENET_DEFAULT_STD)
 
 
-def split_data(root: Path, split: str, mean, std, batch_size: int,
-               num_workers: int) -> Tuple[DataLoader, np.ndarray, List[str]]:
-    """Loader of a split at its own size (no resizing, so boxes stay valid), its boxes (N x 4)
-    in loader order and the images' paths."""
-    folder = ImageFolder(str(root / split), transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize(mean, std)]))
+def split_data(root: Path, split: str, mean, std, batch_size: int, num_workers: int,
+               input_size: Optional[int] = None) -> Tuple[DataLoader, np.ndarray, List[str]]:
+    """Loader of a split, its boxes (N x 4) in loader order and the images' paths. Images keep
+    their size unless ``input_size`` is given: then they are resized (bilinear) to it and the
+    boxes scaled alike."""
+    steps = [transforms.ToTensor(), transforms.Normalize(mean, std)]
+    if input_size:
+        steps.insert(0, transforms.Resize((input_size, input_size),
+                                          transforms.InterpolationMode.BILINEAR))
+    folder = ImageFolder(str(root / split), transforms.Compose(steps))
     by_path = {r["path"]: r for r in read_boxes(root) if r["split"] == split}
     rels = [Path(p).relative_to(root).as_posix() for p, _ in folder.samples]
     for rel, (_, label) in zip(rels, folder.samples):
         if rel not in by_path or by_path[rel]["label"] != label:
             raise ValueError(f"{root}/boxes.csv does not match {rel} (label {label})")
     boxes = np.array([[by_path[r][k] for k in ("x0", "y0", "x1", "y1")] for r in rels])
+    if input_size:
+        with Image.open(folder.samples[0][0]) as im:
+            w, h = im.size
+        boxes = np.round(boxes * np.array([input_size / w, input_size / h] * 2)).astype(int)
     loader = DataLoader(folder, batch_size=batch_size, num_workers=num_workers)
     return loader, boxes, [str(root / r) for r in rels]
 
@@ -108,11 +119,13 @@ def split_data(root: Path, split: str, mean, std, batch_size: int,
 
 def evaluate(backbone: torch.nn.Module, backbone_name: str, root: Path, mean, std,
              head_epochs: int, head_lr: float, batch_size: int, num_workers: int,
-             grid: Sequence[int]) -> Dict:
+             grid: Sequence[int], input_size: Optional[int] = None) -> Dict:
     """MaxBoxAcc, best threshold and the linear head's val top-1 of one backbone on one
     dataset, plus the CAMs and boxes of the ``grid`` val images."""
-    train_loader, _, _ = split_data(root, "train", mean, std, batch_size, num_workers)
-    val_loader, boxes, _ = split_data(root, "val", mean, std, batch_size, num_workers)
+    train_loader, _, _ = split_data(root, "train", mean, std, batch_size, num_workers,
+                                    input_size)
+    val_loader, boxes, _ = split_data(root, "val", mean, std, batch_size, num_workers,
+                                      input_size)
     feats, labels = extract_features(backbone, train_loader)
     head = train_linear_head(feats, labels, len(train_loader.dataset.classes),
                              epochs=head_epochs, lr=head_lr)
@@ -128,6 +141,7 @@ def evaluate(backbone: torch.nn.Module, backbone_name: str, root: Path, mean, st
     acc, threshold = max_box_acc(cams, boxes)
     grid_cams = cams[list(grid)]
     return {"maxboxacc": 100 * acc, "threshold": threshold, "top1": 100 * top1,
+            "map": "x".join(str(v) for v in per_location.shape[1:3]),
             "grid_cams": grid_cams, "grid_boxes": estimated_boxes(grid_cams, threshold)}
 
 
@@ -145,7 +159,7 @@ def _rect(ax, box, colour: str, style: str = "-") -> None:
 
 
 def save_grid(path: Path, images: List[str], gt_boxes: np.ndarray,
-              columns: "OrderedDict[str, Dict]") -> Path:
+              columns: "OrderedDict[str, Dict]", input_size: Optional[int] = None) -> Path:
     """PNG grid: image | each method's CAM (overlay, dashed: its box at its best threshold) |
     ground-truth box."""
     import matplotlib
@@ -158,7 +172,10 @@ def save_grid(path: Path, images: List[str], gt_boxes: np.ndarray,
                              squeeze=False)
     for r, (img_path, gt) in enumerate(zip(images, gt_boxes)):
         with Image.open(img_path) as im:
-            img = np.asarray(im.convert("RGB"))
+            im = im.convert("RGB")
+            if input_size:
+                im = im.resize((input_size, input_size), Image.BILINEAR)
+            img = np.asarray(im)
         axes[r, 0].imshow(img)
         for c, (label, result) in enumerate(columns.items(), start=1):
             axes[r, c].imshow(img)
@@ -237,6 +254,17 @@ def _parse_ckpt(value: str) -> Tuple[str, Path]:
     return label, Path(path)
 
 
+def checkpoints_of_runs(runs_dir: Path) -> List[Tuple[str, Path]]:
+    """(method, checkpoint) of every run file (``*.json`` with ``method`` and ``checkpoint``) of
+    a folder, such as the accuracy benchmark's ``<out>/<profile>/runs/``, sorted by file name."""
+    found = []
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        run = json.loads(path.read_text())
+        if "method" in run and "checkpoint" in run:
+            found.append((str(run["method"]), Path(run["checkpoint"])))
+    return found
+
+
 def main(argv: Optional[List[str]] = None) -> Path:
     """Command-line entry point; returns the path of the summary table (``cam.md``)."""
     parser = argparse.ArgumentParser(description=__doc__,
@@ -245,6 +273,9 @@ def main(argv: Optional[List[str]] = None) -> Path:
                         metavar="METHOD=PATH",
                         help="a checkpoint and its method label; repeat (several per method: "
                              "seeds)")
+    parser.add_argument("--from-runs", type=Path, action="append", default=[], metavar="DIR",
+                        help="also every checkpoint of a folder of run files (the accuracy "
+                             "benchmark's <out>/<profile>/runs/: keys method and checkpoint)")
     parser.add_argument("--datasets", nargs="+", choices=list(DATASET_NAMES),
                         default=list(DATASET_NAMES))
     parser.add_argument("--cifar-source", type=Path, default=DEFAULT_CIFAR,
@@ -256,24 +287,44 @@ def main(argv: Optional[List[str]] = None) -> Path:
     parser.add_argument("--head-lr", type=float, default=1e-2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="resize the images (and boxes) to this side before the backbone; "
+                             "default: the datasets' own 64 px (ResNet-18's ImageNet stem then "
+                             "gives a 2x2 layer4 map, the CIFAR stem 9x9)")
     parser.add_argument("--grid-images", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true",
-                        help="tiny data and head (CI); without --ckpt, tiny random-init swav and "
-                             "swav_scaca checkpoints are made under OUT")
+                        help="tiny data and head (CI), in a scratch folder; without --ckpt, tiny "
+                             "random-init swav and swav_scaca checkpoints made there")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    for runs_dir in args.from_runs:
+        found = checkpoints_of_runs(runs_dir)
+        if not found:
+            parser.error(f"no run file with a checkpoint in {runs_dir}")
+        args.ckpt += found
+    scratch = None
     if args.tiny:
         args.head_epochs = min(args.head_epochs, 5)
         args.grid_images = min(args.grid_images, 3)
         args.num_workers = 0
+        # tiny data and checkpoints in a scratch folder, so that OUT holds only results
+        scratch = Path(tempfile.mkdtemp(prefix="cam-tiny-"))
         if not args.ckpt:
-            args.ckpt = [(m, make_tiny_checkpoint(args.out / "tiny_ckpts" / m / "tiny.ckpt", m,
-                                                  seed))
+            args.ckpt = [(m, make_tiny_checkpoint(scratch / m / "tiny.ckpt", m, seed))
                          for seed, m in enumerate(("swav", "swav_scaca"))]
         if args.data_dir == DATA_DIR:
-            args.data_dir = args.out / "data"
+            args.data_dir = scratch / "data"
+    try:
+        return _run(parser, args)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The benchmark proper, on parsed arguments."""
     if not args.ckpt:
         parser.error("give at least one --ckpt METHOD=PATH (or --tiny)")
     for _, path in args.ckpt:
@@ -296,13 +347,14 @@ def main(argv: Optional[List[str]] = None) -> Path:
     grids: Dict[str, "OrderedDict[str, Dict]"] = {kind: OrderedDict() for kind in roots}
     grid_info = {}
     for kind, root in roots.items():  # centre baseline: no backbone
-        _, boxes, paths = split_data(root, "val", (0,) * 3, (1,) * 3, args.batch_size, 0)
-        with Image.open(paths[0]) as im:
-            w, h = im.size
+        loader, boxes, paths = split_data(root, "val", (0,) * 3, (1,) * 3, args.batch_size, 0,
+                                          args.input_size)
+        h, w = loader.dataset[0][0].shape[-2:]
         acc, threshold = max_box_acc(center_gaussian_maps(len(boxes), h, w), boxes)
         runs.append({"dataset": DATASET_NAMES[kind], "method": "centre baseline",
                      "checkpoint": "-", "pretrain_method": "-", "backbone": "-",
-                     "MaxBoxAcc": 100 * acc, "threshold": threshold, "linear_top1": ""})
+                     "MaxBoxAcc": 100 * acc, "threshold": threshold, "linear_top1": "",
+                     "map": "-"})
         idx = grid_indices(len(boxes), args.grid_images)
         grid_info[kind] = (idx, [paths[i] for i in idx], boxes[idx])
 
@@ -314,19 +366,23 @@ def main(argv: Optional[List[str]] = None) -> Path:
         for kind, root in roots.items():
             print(f"[cam] {label} {path} on {DATASET_NAMES[kind]}", flush=True)
             result = evaluate(backbone, backbone_name, root, mean, std, args.head_epochs,
-                              args.head_lr, args.batch_size, args.num_workers, grid_info[kind][0])
+                              args.head_lr, args.batch_size, args.num_workers, grid_info[kind][0],
+                              args.input_size)
             runs.append({"dataset": DATASET_NAMES[kind], "method": label,
                          "checkpoint": str(path), "pretrain_method": pretrain.get("method", "?"),
                          "backbone": backbone_name, "MaxBoxAcc": result["maxboxacc"],
-                         "threshold": result["threshold"], "linear_top1": result["top1"]})
+                         "threshold": result["threshold"], "linear_top1": result["top1"],
+                         "map": result["map"]})
             grids[kind].setdefault(label, result)  # the first checkpoint of each method
 
     for kind, columns in grids.items():
         _, images, boxes = grid_info[kind]
-        save_grid(args.out / f"cam_grid_{DATASET_NAMES[kind]}.png", images, boxes, columns)
+        save_grid(args.out / f"cam_grid_{DATASET_NAMES[kind]}.png", images, boxes, columns,
+                  args.input_size)
 
     meta = metadata({
         "device": args.device,
+        "input size": f"{args.input_size} px (resized)" if args.input_size else "native",
         "datasets": "; ".join(
             f"{DATASET_NAMES[k]}: {r}, {t} train + {v} val images per class, {s} px"
             for k, r in roots.items() for t, v, s in [SIZES[args.tiny][k]]),
@@ -340,7 +396,8 @@ def main(argv: Optional[List[str]] = None) -> Path:
         "box; the best threshold's accuracy and that threshold. CAM_c(u) = W_c . F(u) on the "
         "backbone's last spatial map (ResNet layer4), upsampled bilinearly to the image and "
         "min-max normalised per image; W is a linear head trained on the frozen pooled features "
-        "of the dataset's train split (linear_top1: its val top-1, %). Mean and std (ddof 1) "
+        "of the dataset's train split (linear_top1: its val top-1, %); map: the h x w of F. "
+        "Mean and std (ddof 1) "
         "over the checkpoints of a method. 'centre baseline': a centred Gaussian as every CAM "
         "(Choe et al.'s centre baseline), no backbone. toy_shapes: generated shapes on cluttered "
         "backgrounds; cifar_loc: CIFAR-10 test images pasted at a random scale and place on "
@@ -350,8 +407,8 @@ def main(argv: Optional[List[str]] = None) -> Path:
     columns = ["dataset", "method", "checkpoints", "MaxBoxAcc_mean", "MaxBoxAcc_std",
                "threshold_mean", "threshold_std", "linear_top1_mean", "linear_top1_std"]
     write_table("cam_runs", "CAM localization per checkpoint", runs,
-                ["dataset", "method", "checkpoint", "pretrain_method", "backbone", "MaxBoxAcc",
-                 "threshold", "linear_top1"], meta, notes, args.out)
+                ["dataset", "method", "checkpoint", "pretrain_method", "backbone", "map",
+                 "MaxBoxAcc", "threshold", "linear_top1"], meta, notes, args.out)
     summary = write_table("cam", "CAM localization (MaxBoxAcc)", summarize(runs), columns, meta,
                           notes, args.out)
     print(summary.read_text())

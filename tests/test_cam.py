@@ -3,6 +3,7 @@ the linear head, the CIFAR localization set (on a small fake source, and on the 
 test split when ../shared/data has it) and ``benchmarks/cam.py --tiny`` end to end."""
 
 import csv
+import json
 import tarfile
 from pathlib import Path
 
@@ -282,8 +283,13 @@ def test_cam_benchmark_tiny_end_to_end(fake_source, tmp_path):
              ("swav_scaca",
               bench.make_tiny_checkpoint(tmp_path / "scaca1" / "a.ckpt", "swav_scaca", 2))]
     out = tmp_path / "out"
-    argv = ["--tiny", "--out", str(out), "--cifar-source", str(fake_source)]
-    for label, path in ckpts:
+    runs = tmp_path / "runs"  # the accuracy benchmark's run files name method and checkpoint
+    runs.mkdir()
+    (runs / "swav_scaca-seed1.json").write_text(
+        json.dumps({"method": "swav_scaca", "seed": 1, "checkpoint": str(ckpts[2][1])}))
+    argv = ["--tiny", "--out", str(out), "--cifar-source", str(fake_source),
+            "--from-runs", str(runs)]
+    for label, path in ckpts[:2]:
         argv += ["--ckpt", f"{label}={path}"]
     summary = bench.main(argv)
 
@@ -303,7 +309,24 @@ def test_cam_benchmark_tiny_end_to_end(fake_source, tmp_path):
     for name in ("toy_shapes", "cifar_loc"):
         with Image.open(out / f"cam_grid_{name}.png") as img:
             assert img.format == "PNG" and img.size[0] > img.size[1] / 3
+    assert sorted(p.name for p in out.iterdir()) == [  # tiny data went to a scratch folder
+        "cam.csv", "cam.md", "cam_grid_cifar_loc.png", "cam_grid_toy_shapes.png",
+        "cam_runs.csv", "cam_runs.md"]
     text = summary.read_text()
     assert "MaxBoxAcc" in text and "| cifar_loc | swav_scaca | 2 |" in text
     with pytest.raises(SystemExit):
         bench.main(["--out", str(out)])  # no checkpoint outside --tiny
+
+
+def test_benchmark_input_size_scales_images_and_boxes(toy_data):
+    from benchmarks.cam import split_data
+
+    loader, boxes, paths = split_data(toy_data, "val", (0,) * 3, (1,) * 3, 8, 0)
+    big_loader, big_boxes, big_paths = split_data(toy_data, "val", (0,) * 3, (1,) * 3, 8, 0,
+                                                  input_size=128)
+    assert paths == big_paths and len(boxes) == len(loader.dataset) == 40
+    assert loader.dataset[0][0].shape == (3, 64, 64)
+    assert big_loader.dataset[0][0].shape == (3, 128, 128)
+    assert np.array_equal(big_boxes, 2 * boxes)
+    rows = {str(toy_data / r["path"]): r for r in read_boxes(toy_data)}
+    assert [rows[p]["x0"] for p in paths] == boxes[:, 0].tolist()

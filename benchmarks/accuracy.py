@@ -110,18 +110,19 @@ class Profile:
 
 
 PROFILES: Dict[str, Profile] = {
-    # 2-core CPU, about 60 minutes for 6 runs. Measured here (quiet machine: ~1.3 s per step of
-    # 2 crops x 32 images at 64 px; see benchmarks/results/cpu notes): 6 epochs of 2000 images
-    # = 62 steps/epoch x 6 = 372 steps ~ 8 min per run, evaluation (features of 2000 + 10000
-    # images, k-NN, linear on cached features) ~1 min per run.
+    # 2-core CPU, about 60 minutes for 6 runs. Measured on this 2-core machine while it was
+    # quiet, 1 epoch of this profile per method: swav 83 s (62 steps: ~1.26 s per step + ~5 s
+    # start-up), swav_scaca 89 s (~1.35 s per step), evaluation 68-70 s per run. 6 epochs:
+    # 3 x (5 + 6 x 78 + 68) + 3 x (5 + 6 x 84 + 70) = ~3360 s = ~56 min.
     "cpu": Profile(
-        why=("6 runs (2 methods x 3 seeds) in about 60 min on 2 CPU cores: a training step "
-             "(2 crops x 32 images, 64 px, ResNet-18) takes ~1.3 s on the quiet machine, so "
-             "~8 min of pretraining per run = 6 epochs of a 2000-image subset (200 per class, "
-             "372 steps); evaluation (features of the 2000 + 10000 test images at ~250 img/s, "
-             "k-NN, linear on cached features) adds ~1 min per run. Small batch, so fewer "
-             "prototypes (100) and a short queue (15 batches, from epoch 2), as SwAV does for "
-             "small batches."),
+        why=("6 runs (2 methods x 3 seeds) in about 60 min on 2 CPU cores. Measured here (quiet "
+             "machine, 1 epoch of this profile): a step (2 crops x 32 images at 64 px) takes "
+             "~1.26 s with swav and ~1.35 s with swav_scaca, an evaluation (features of 2000 + "
+             "10000 images, k-NN, 100 linear epochs on cached features) ~70 s. So 6 epochs of a "
+             "2000-image subset (200 per class, 62 steps per epoch): ~8 min of pretraining and "
+             "~1 min of evaluation per run, ~56 min in all; more data or epochs would not fit. "
+             "The small batch gets fewer prototypes (100) and a short queue (15 batches, from "
+             "epoch 2), as SwAV does for small batches."),
         seeds=(0, 1, 2), epochs=6, train_per_class=200, test_per_class=None, crop_size=64,
         batch_size=32, lr=0.6, warmup_epochs=1, num_prototypes=100, queue_size=480,
         epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="image_folder",
@@ -137,8 +138,8 @@ PROFILES: Dict[str, Profile] = {
              "DALI decoding on the GPU, 196 steps of 256), 8 epochs = ~50 s, plus ~30 s "
              "start-up and ~15 s evaluation per run. Host settings of the shipped custom config "
              "(LARS, warmup_cosine, 3000 prototypes, queue 3840), the queue from epoch 2 and "
-             "prototypes frozen for 1 epoch to fit the short schedule. Rerun with more epochs "
-             "if the timing allows: `--epochs N`."),
+             "prototypes frozen for 1 epoch to fit the short schedule. If the GPU is faster "
+             "than estimated, rerun with `--epochs N` (into another `--out`)."),
         seeds=(0, 1, 2), epochs=8, train_per_class=None, test_per_class=None, crop_size=64,
         batch_size=256, lr=0.6, warmup_epochs=1, num_prototypes=3000, queue_size=3840,
         epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="dali", num_workers=12,
@@ -431,11 +432,14 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
     eval_start = time.time()
     accuracies = evaluate(ckpt, profile, train_path, test_path, seed)
     eval_s = time.time() - eval_start
+    steps = profile.epochs * (accuracies["train_images"] // profile.batch_size)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     result = {
         "benchmark": "accuracy", "profile": profile_name, "method": method, "seed": seed,
         **accuracies,
         "pretrain_s": pretrain_s, "eval_s": eval_s, "wall_s": pretrain_s + eval_s,
+        # the host's loader drops the last incomplete batch
+        "pretrain_steps": steps, "s_per_step": pretrain_s / max(1, steps),
         "checkpoint": str(ckpt), "data_format": data_format, "device": device,
         "train_path": str(train_path), "test_path": str(test_path),
         "settings": settings_of(profile),
@@ -507,8 +511,12 @@ def summary_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 SUMMARY_COLUMNS = ["metric", "swav_mean", "swav_std", "swav_scaca_mean", "swav_scaca_std",
                    "n_seeds", "diff", "threshold", "exceeds_noise"]
 RUN_COLUMNS = ["method", "seed", "knn20_top1", "knn200_top1", "linear_top1", "knn20_top5",
-               "linear_top5", "train_images", "test_images", "pretrain_s", "eval_s", "wall_s",
-               "device", "data_format", "checkpoint"]
+               "linear_top5", "train_images", "test_images", "pretrain_steps", "s_per_step",
+               "pretrain_s", "eval_s", "wall_s", "device", "data_format", "checkpoint"]
+
+RUN_NOTES = ("One row per pretraining run. Times in seconds of wall clock: `pretrain_s` includes "
+             "the start-up (model, data loaders), `s_per_step` = pretrain_s / pretrain_steps, "
+             "`eval_s` = features, k-NN and linear classifier. Accuracies in %.")
 
 
 def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
@@ -534,7 +542,8 @@ def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
     ax.set_xticks(range(len(rows)), [r["metric"] for r in rows])
     ax.set_ylabel("CIFAR-10 test accuracy (%)")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right")
+    ax.legend(ncol=len(METHODS), loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -570,8 +579,8 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         f"{profile.lr} x batch/256, {profile.warmup_epochs} warm-up epoch(s), "
         f"{profile.num_prototypes} prototypes, queue {profile.queue_size} from epoch "
         f"{profile.epoch_queue_starts}, prototypes frozen (and the CA weight ramped up) for "
-        f"{profile.freeze_prototypes_epochs} epoch(s); loader {one(r['data_format'] for r in runs)}; "
-        f"device {one(r['device'] for r in runs)}; seeds {list(profile.seeds)} (a seed sets the "
+        f"{profile.freeze_prototypes_epochs} epoch(s); loader "
+        f"{one(r['data_format'] for r in runs)}; device {one(r['device'] for r in runs)}; seeds {list(profile.seeds)} (a seed sets the "
         "initialisation and the data order, the same for both methods).",
         "- k-NN: the host's `WeightedKNNClassifier` (cosine, T=0.07), k=20 and k=200, on the "
         "backbone's pooled features, the training images as memory bank.",
@@ -601,12 +610,11 @@ def write_tables(profile_name: str, profile: Profile, out_dir: Path,
         "summary": write_table("accuracy", f"Accuracy: swav_scaca against swav ({profile_name})",
                                rows, SUMMARY_COLUMNS, meta, text, out_dir),
         "runs": write_table("accuracy_runs", f"Accuracy, every run ({profile_name})", runs,
-                            RUN_COLUMNS, meta, "One row per pretraining run; times in seconds.",
-                            out_dir),
+                            RUN_COLUMNS, meta, RUN_NOTES, out_dir),
     }
+    seeds = sorted({r["seed"] for r in runs})
     png = plot(rows, out_dir / "accuracy.png",
-               f"CIFAR-10, {profile_name} profile: mean ± std over "
-               f"{len(profile.seeds)} seed(s)")
+               f"CIFAR-10 test, {profile_name} profile: mean ± std over seeds {seeds}")
     if png is not None:
         paths["plot"] = png
     return paths

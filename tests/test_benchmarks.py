@@ -1,0 +1,207 @@
+"""The accuracy benchmark and the ``python3 -m benchmarks`` runner, end to end on the tiny profile
+(real CIFAR-10 images: a few per class from the project's shared data), resume and report."""
+
+import csv
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from benchmarks import accuracy
+from benchmarks.__main__ import main as bench_main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cifar_dir() -> Path:
+    """CIFAR-10 tarballs of the project's shared data: $SOLO_SCACA_SHARED_DATA/cifar10, else
+    ../shared/data/cifar10 beside the repository root."""
+    shared = Path(os.environ.get("SOLO_SCACA_SHARED_DATA", REPO.parent / "shared" / "data"))
+    cifar = shared / "cifar10"
+    missing = [n for n in ("train.tar.gz", "test.tar.gz") if not (cifar / n).exists()]
+    if missing:
+        pytest.fail(
+            f"the real CIFAR-10 tarballs {missing} are not in {cifar}: the benchmark tests need "
+            f"the project's shared data (../shared/data beside the repository, or set "
+            f"SOLO_SCACA_SHARED_DATA to that folder)", pytrace=False)
+    return cifar
+
+
+@pytest.fixture(scope="module")
+def tiny_suite(tmp_path_factory):
+    """The tiny profile run once through ``python3 -m benchmarks``'s main, into tmp folders."""
+    base = tmp_path_factory.mktemp("bench")
+    data = accuracy.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
+                                 test_per_class=4)
+    argv = ["accuracy", "--profile", "tiny", "--out", str(base / "results"), "--data-root",
+            str(data), "--work-dir", str(base / "work")]
+    bench_main(argv)
+    return {"base": base, "argv": argv, "out": base / "results", "dir": base / "results" / "tiny"}
+
+
+def _csv(path: Path):
+    with path.open() as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+def test_tiny_tables(tiny_suite):
+    out = tiny_suite["dir"]
+    columns, rows = _csv(out / "accuracy.csv")
+    assert columns == accuracy.SUMMARY_COLUMNS
+    assert [r["metric"] for r in rows] == [label for _, label in accuracy.METRICS]
+    for row in rows:
+        for method in accuracy.METHODS:
+            assert 0.0 <= float(row[f"{method}_mean"]) <= 100.0
+            assert row[f"{method}_std"] == "n/a"  # one seed
+        assert abs(float(row["diff"]) - (float(row["swav_scaca_mean"])
+                                         - float(row["swav_mean"]))) < 1e-9
+        assert row["exceeds_noise"].startswith("n/a")
+
+    columns, runs = _csv(out / "accuracy_runs.csv")
+    assert columns == accuracy.RUN_COLUMNS
+    assert sorted((r["method"], r["seed"]) for r in runs) == [("swav", "0"), ("swav_scaca", "0")]
+    for run in runs:
+        for key in ("knn20_top1", "knn200_top1", "linear_top1"):
+            assert 0.0 <= float(run[key]) <= 100.0
+        assert (run["train_images"], run["test_images"]) == ("80", "40")
+        assert float(run["pretrain_s"]) > 0 and float(run["wall_s"]) >= float(run["pretrain_s"])
+
+    md = (out / "accuracy.md").read_text()
+    for needle in ("commit:", "machine:", "command:", "64 px", "two-sample t-test",
+                   "| metric | swav_mean"):
+        assert needle in md, needle
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiny_run_files(tiny_suite):
+    runs = sorted((tiny_suite["dir"] / "runs").glob("*.json"))
+    assert [p.name for p in runs] == ["swav-seed0.json", "swav_scaca-seed0.json"]
+    for path in runs:
+        run = json.loads(path.read_text())
+        for key in ("command", "commit", "machine", "versions", "date", "seed", "method",
+                    "wall_s", "checkpoint", "settings", "knn20_top1", "knn200_top1",
+                    "linear_top1"):
+            assert key in run, key
+        assert Path(run["checkpoint"]).exists()
+        assert run["settings"]["epochs"] == 1 and run["settings"]["crop_size"] == 64
+        assert "benchmarks accuracy" in run["command"] or "pytest" in run["command"]
+    # both methods had exactly the same settings
+    settings = [json.loads(p.read_text())["settings"] for p in runs]
+    assert settings[0] == settings[1]
+
+
+def test_second_invocation_skips_finished_runs(tiny_suite):
+    runs = sorted((tiny_suite["dir"] / "runs").glob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in runs}
+    result = subprocess.run([sys.executable, "-m", "benchmarks", *tiny_suite["argv"]],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("already done") == 2, result.stdout
+    assert ": start" not in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in runs} == before
+    assert (tiny_suite["dir"] / "accuracy.csv").exists()
+
+
+def test_changed_settings_refuse_to_mix(tiny_suite):
+    with pytest.raises(SystemExit, match="other settings"):
+        bench_main([*tiny_suite["argv"], "--epochs", "2"])
+
+
+def test_report_writes_readme(tiny_suite):
+    readme = tiny_suite["out"] / "README.md"
+    readme.unlink(missing_ok=True)
+    bench_main(["report", "--out", str(tiny_suite["out"])])
+    text = readme.read_text()
+    for needle in ("# Benchmark results", "## tiny", "Accuracy: swav_scaca against swav (tiny)",
+                   "Accuracy, every run (tiny)", "machine:", "commit:", "command:",
+                   "tiny/accuracy.csv", "| metric | swav_mean"):
+        assert needle in text, needle
+    if (tiny_suite["dir"] / "accuracy.png").exists():
+        assert "![tiny/accuracy.png](tiny/accuracy.png)" in text
+
+
+def _tarball(path: Path, split: str) -> str:
+    with tarfile.open(path, "w:gz") as tar:
+        for cls in ("a", "b"):
+            for i in range(3):
+                data = f"{split}{cls}{i}".encode()
+                info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return accuracy.sha256(path)
+
+
+def test_prepare_checks_sha256_extracts_once_and_subsets(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    sums = {f"{s}.tar.gz": _tarball(source / f"{s}.tar.gz", s) for s in ("train", "test")}
+    with pytest.raises(ValueError, match="sha256"):
+        accuracy.prepare_cifar(tmp_path / "bad", source, {**sums, "train.tar.gz": "0" * 64})
+    assert not (tmp_path / "bad" / "train").exists()
+
+    root = accuracy.prepare_cifar(tmp_path / "root", source, sums)
+    assert sorted(p.name for p in (root / "train" / "a").iterdir()) == [
+        "0000.jpg", "0001.jpg", "0002.jpg"]
+    (source / "train.tar.gz").unlink()  # extracted already: not needed again
+    accuracy.prepare_cifar(root, source, sums)
+
+    subset = accuracy.class_subset(root / "train", 2, root / "subsets" / "train-2pc")
+    files = sorted(p.relative_to(subset).as_posix() for p in subset.rglob("*.jpg"))
+    assert files == ["a/0000.jpg", "a/0001.jpg", "b/0000.jpg", "b/0001.jpg"]
+    assert all(p.is_symlink() for p in subset.rglob("*.jpg"))
+    assert accuracy.class_subset(root / "train", None, tmp_path / "x") == root / "train"
+    with pytest.raises(ValueError, match="fewer than"):
+        accuracy.class_subset(root / "train", 5, root / "subsets" / "train-5pc")
+
+
+def _run(method, seed, value):
+    return {"method": method, "seed": seed, "knn20_top1": value, "knn200_top1": value,
+            "linear_top1": value}
+
+
+def test_significance_rule():
+    # 3 seeds each, std 1: threshold = t(0.975, 4) * 1 * sqrt(2/3) = 2.267
+    runs = [_run("swav", s, v) for s, v in enumerate((50.0, 51.0, 52.0))]
+    far = runs + [_run("swav_scaca", s, v) for s, v in enumerate((53.0, 54.0, 55.0))]
+    near = runs + [_run("swav_scaca", s, v) for s, v in enumerate((51.0, 52.0, 53.0))]
+    row = accuracy.summary_rows(far)[0]
+    assert row["diff"] == pytest.approx(3.0)
+    assert row["threshold"] == pytest.approx(2.776 * (2 / 3) ** 0.5, rel=1e-3)
+    assert row["exceeds_noise"] == "yes"
+    assert accuracy.summary_rows(near)[0]["exceeds_noise"] == "no"
+    assert accuracy.summary_rows(runs)[0]["exceeds_noise"].startswith("n/a")
+
+
+def test_gpu_profile_config_builds_both_methods(tmp_path):
+    """The gpu profile cannot run here: its composed configs go through the host's parser and
+    build both methods (the tiny profile runs the rest of the same code)."""
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+
+    profile = accuracy.PROFILES["gpu"]
+    for method in accuracy.METHODS:
+        cfg = accuracy.pretrain_config(profile, method, 0, tmp_path, tmp_path / "ckpt",
+                                       "image_folder")
+        OmegaConf.set_struct(cfg, False)
+        assert cfg.precision == "16-mixed" and list(cfg.devices) == [0]
+        cfg = parse_cfg(cfg)
+        assert cfg.method == method and cfg.optimizer.name == "lars"
+        assert cfg.scheduler.name == "warmup_cosine" and cfg.method_kwargs.queue_size == 3840
+        assert cfg.augmentations[0].crop_size == 64 and cfg.optimizer.batch_size == 256
+        assert type(METHODS[method](cfg)).__name__ == {"swav": "SwAV",
+                                                       "swav_scaca": "SwAVSCACA"}[method]
+
+
+def test_runner_lists_benchmarks(capsys):
+    bench_main(["list"])
+    out = capsys.readouterr().out
+    assert "accuracy:" in out and "overhead:" in out

@@ -17,7 +17,7 @@ import dataclasses
 import datetime
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from benchmarks.common import RESULTS, commit
 
@@ -31,12 +31,20 @@ class Benchmark:
 
     run: Callable[[str, Path, List[str]], None]
     help: str
+    # rebuilds the tables of a profile folder from its per-run result files (for ``report``)
+    rebuild: Optional[Callable[[Path], object]] = None
 
 
 def _accuracy(profile: str, out_dir: Path, extra: List[str]) -> None:
     from benchmarks import accuracy
 
     accuracy.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _accuracy_rebuild(profile_dir: Path) -> None:
+    from benchmarks import accuracy
+
+    accuracy.rebuild_tables(profile_dir)
 
 
 def _overhead(profile: str, out_dir: Path, extra: List[str]) -> None:
@@ -50,7 +58,8 @@ def _overhead(profile: str, out_dir: Path, extra: List[str]) -> None:
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
 BENCHMARKS: Dict[str, Benchmark] = {
-    "accuracy": Benchmark(_accuracy, "k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav"),
+    "accuracy": Benchmark(_accuracy, "k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
+                          _accuracy_rebuild),
     "overhead": Benchmark(_overhead, "training-step time and memory of the add-on"),
 }
 
@@ -63,8 +72,13 @@ def _demote(markdown: str) -> str:
 
 def report(out: Path = RESULTS) -> Path:
     """Writes ``out/README.md``: every table (``*.md``, with its machine, date, commit and
-    command) and every plot (``*.png``) found under ``out``, by folder."""
+    command) and every plot (``*.png``) found under ``out``, by folder. The tables of a folder
+    with per-run result files (``runs/*.json``) are first rebuilt from those files."""
     out = Path(out)
+    for runs in sorted(out.glob("*/runs")):
+        for bench in BENCHMARKS.values():
+            if bench.rebuild is not None:
+                bench.rebuild(runs.parent)
     folders = sorted({p.parent for p in out.rglob("*.md") if p.name != "README.md"}
                      | {p.parent for p in out.rglob("*.png")})
     folders = [f for f in folders if "runs" not in f.relative_to(out).parts]

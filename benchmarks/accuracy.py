@@ -556,16 +556,17 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         values = sorted({str(v) for v in values})
         return values[0] if len(values) == 1 else " / ".join(values)
 
-    per_class = lambda n: "all" if n is None else n  # noqa: E731
+    def per_class(n):
+        return "the whole split" if n is None else f"{n} per class, the first by file name"
     grid = profile.crop_size // 32
     lines = [
         f"Profile `{profile_name}`: {profile.why}",
         "",
         f"- Data: real CIFAR-10 (32 px JPEG). Training: {one(r['train_images'] for r in runs)} "
-        f"images ({per_class(profile.train_per_class)} per class, the first by file name), "
-        "unlabelled for pretraining, labelled for the k-NN memory bank and the linear "
-        f"classifier. Test: {one(r['test_images'] for r in runs)} images of the test split "
-        f"({per_class(profile.test_per_class)} per class).",
+        f"images ({per_class(profile.train_per_class)}), unlabelled for pretraining, labelled "
+        "for the k-NN memory bank and the linear classifier. Test: "
+        f"{one(r['test_images'] for r in runs)} images of the test split "
+        f"({per_class(profile.test_per_class)}).",
         "- Resolution: `data.dataset=custom` gives ResNet-18 its ImageNet stem (stride-2 conv "
         "and max pool): at 32 px `layer4` would be 1x1 and the add-on would have no spatial map. "
         f"So both methods pretrain on {profile.crop_size} px crops (the host's "
@@ -592,7 +593,8 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         "every epoch; the host's recipe also augments the training images, this one does not).",
         "- Significance: `exceeds_noise` is `yes` when |diff| > threshold = t(0.975, n_a+n_b-2) "
         "x pooled std x sqrt(1/n_a + 1/n_b): a two-sample t-test at 5% over seeds (n/a with a "
-        "single seed). `diff` = swav_scaca - swav. Accuracies in %, std = sample std over seeds.",
+        "single seed). `diff` = swav_scaca - swav; `n_seeds` = runs of swav / swav_scaca. "
+        "Accuracies in %, std = sample std over seeds.",
     ]
     return "\n".join(lines)
 
@@ -618,6 +620,24 @@ def write_tables(profile_name: str, profile: Profile, out_dir: Path,
     if png is not None:
         paths["plot"] = png
     return paths
+
+
+def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
+    """The tables and plot of a profile folder rebuilt from its run files alone (``report``
+    does this); None when the folder has no accuracy run files."""
+    runs = [json.loads(p.read_text()) for p in sorted((profile_dir / "runs").glob("*.json"))]
+    runs = [r for r in runs if r.get("benchmark") == "accuracy"]
+    if not runs:
+        return None
+    name = runs[0]["profile"]
+    settings = runs[0]["settings"]
+    if any(r["settings"] != settings for r in runs):
+        raise ValueError(f"{profile_dir / 'runs'} mixes run files of different settings")
+    known = PROFILES.get(name)
+    why = (known.why if known is not None and settings_of(known) == settings else
+           "settings of the run files (changed on the command line from the profile's).")
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return write_tables(name, Profile(why=why, **fields), profile_dir, runs)
 
 
 # ---------------------------------------------------------------------------------------- main

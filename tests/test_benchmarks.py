@@ -118,7 +118,13 @@ def test_changed_settings_refuse_to_mix(tiny_suite):
 def test_report_writes_readme(tiny_suite):
     readme = tiny_suite["out"] / "README.md"
     readme.unlink(missing_ok=True)
+    tables = [tiny_suite["dir"] / n for n in ("accuracy.md", "accuracy.csv", "accuracy_runs.md")]
+    kept = {t: t.read_text() for t in tables}
+    for table in tables:  # report rebuilds them from the run files
+        table.unlink()
     bench_main(["report", "--out", str(tiny_suite["out"])])
+    for table in tables:
+        assert table.read_text() == kept[table]
     text = readme.read_text()
     for needle in ("# Benchmark results", "## tiny", "Accuracy: swav_scaca against swav (tiny)",
                    "Accuracy, every run (tiny)", "machine:", "commit:", "command:",

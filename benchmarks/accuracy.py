@@ -581,8 +581,9 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         f"{profile.num_prototypes} prototypes, queue {profile.queue_size} from epoch "
         f"{profile.epoch_queue_starts}, prototypes frozen (and the CA weight ramped up) for "
         f"{profile.freeze_prototypes_epochs} epoch(s); loader "
-        f"{one(r['data_format'] for r in runs)}; device {one(r['device'] for r in runs)}; seeds {list(profile.seeds)} (a seed sets the "
-        "initialisation and the data order, the same for both methods).",
+        f"{one(r['data_format'] for r in runs)}; device {one(r['device'] for r in runs)}; "
+        f"seeds {list(profile.seeds)} (a seed sets the initialisation and the data order, the "
+        "same for both methods).",
         "- k-NN: the host's `WeightedKNNClassifier` (cosine, T=0.07), k=20 and k=200, on the "
         "backbone's pooled features, the training images as memory bank.",
         "- Linear: the host's `LinearModel` with the shipped "

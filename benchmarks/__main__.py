@@ -54,6 +54,14 @@ def _overhead(profile: str, out_dir: Path, extra: List[str]) -> None:
     overhead.main([*(["--tiny"] if profile == "tiny" else []), "--out", str(out_dir), *extra])
 
 
+def _cam(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import cam
+
+    # the profile's accuracy runs give the checkpoints; tiny makes its own
+    source = ["--tiny"] if profile == "tiny" else ["--from-runs", str(out_dir / "runs")]
+    cam.main([*source, "--out", str(out_dir), *extra])
+
+
 # name -> benchmark. To add one (e.g. ``cam``, ``ablations``): write benchmarks/<name>.py with a
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
@@ -61,6 +69,7 @@ BENCHMARKS: Dict[str, Benchmark] = {
     "accuracy": Benchmark(_accuracy, "k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
                           _accuracy_rebuild),
     "overhead": Benchmark(_overhead, "training-step time and memory of the add-on"),
+    "cam": Benchmark(_cam, "CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints"),
 }
 
 

@@ -34,8 +34,10 @@ def commit() -> str:
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
                              capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "solo_scaca", "benchmarks"],
-                               cwd=root, text=True, capture_output=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "solo_scaca", "benchmarks",
+             ":(exclude)benchmarks/results"],
+            cwd=root, text=True, capture_output=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -74,3 +74,17 @@ def test_the_named_loader_keeps_working_loads_and_pickles():
     assert loader("abc") == 3
     with pytest.raises(OSError, match="cannot read image file 'x'"):
         NamedImageLoader(lambda p: 1 / 0)("x")
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(next((data / "0_circle").glob("*.png")), data / "0_circle" / "extra.png")
+    _pretrain(data, tmp_path / "models")
+    ckpt, = (tmp_path / "models" / "swav_scaca").glob("*/*-ep=0.ckpt")
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    monkeypatch.setattr("solo_scaca.swav_scaca.swav_scaca_loss_func",
+                        lambda *a, **k: torch.tensor(float("nan")))
+    with pytest.raises(FloatingPointError, match=r"CA loss is nan at epoch 1, global step 1"):
+        _pretrain(data, tmp_path / "models", "max_epochs=2", f"+resume_from_checkpoint='{ckpt}'")
+    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == digest
+    assert not list((tmp_path / "models" / "swav_scaca").glob("*/*-ep=1.ckpt"))

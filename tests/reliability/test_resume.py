@@ -50,7 +50,7 @@ def _run(root: Path, data: Path, extra: List[str] = ()) -> List[dict]:
 
 def _losses(rows, epoch):
     return [float(r[key]) for r in rows if int(r["epoch"]) == epoch
-            for key in ("train_swav_loss_step", "train_ca_loss_step")]
+            for key in ("train_swav_loss_step", "train_ca_loss_step", "train_ca_weight")]
 
 
 @pytest.mark.parametrize("how", ["auto_resume", "resume_from_checkpoint"])
@@ -81,5 +81,5 @@ def test_resumed_run_matches_the_uninterrupted_one(small_data, tmp_path, monkeyp
     assert {int(r["epoch"]) for r in resumed} == {1, 2}  # continued, not restarted
     for epoch in (1, 2):
         got, want = _losses(resumed, epoch), _losses(full, epoch)
-        assert len(got) == len(want) == 2
+        assert len(got) == len(want) == 3  # the CA warm-up weight continues too
         assert got == pytest.approx(want, rel=1e-4, abs=1e-4), f"epoch {epoch}"

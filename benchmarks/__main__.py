@@ -62,7 +62,19 @@ def _cam(profile: str, out_dir: Path, extra: List[str]) -> None:
     cam.main([*source, "--out", str(out_dir), *extra])
 
 
-# name -> benchmark. To add one (e.g. ``cam``, ``ablations``): write benchmarks/<name>.py with a
+def _ablations(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import ablations
+
+    ablations.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _ablations_rebuild(profile_dir: Path) -> None:
+    from benchmarks import ablations
+
+    ablations.rebuild_tables(profile_dir)
+
+
+# name -> benchmark. To add one: write benchmarks/<name>.py with a
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
 BENCHMARKS: Dict[str, Benchmark] = {
@@ -70,6 +82,8 @@ BENCHMARKS: Dict[str, Benchmark] = {
                           _accuracy_rebuild),
     "overhead": Benchmark(_overhead, "training-step time and memory of the add-on"),
     "cam": Benchmark(_cam, "CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints"),
+    "ablations": Benchmark(_ablations, "pairing mode, CA weight and partner term, one seed each",
+                           _ablations_rebuild),
 }
 
 
@@ -82,15 +96,16 @@ def _demote(markdown: str) -> str:
 def report(out: Path = RESULTS) -> Path:
     """Writes ``out/README.md``: every table (``*.md``, with its machine, date, commit and
     command) and every plot (``*.png``) found under ``out``, by folder. The tables of a folder
-    with per-run result files (``runs/*.json``) are first rebuilt from those files."""
+    with per-run result files are first rebuilt from those files."""
     out = Path(out)
-    for runs in sorted(out.glob("*/runs")):
+    for profile_dir in sorted(p for p in out.glob("*") if p.is_dir()):
         for bench in BENCHMARKS.values():
             if bench.rebuild is not None:
-                bench.rebuild(runs.parent)
+                bench.rebuild(profile_dir)
     folders = sorted({p.parent for p in out.rglob("*.md") if p.name != "README.md"}
                      | {p.parent for p in out.rglob("*.png")})
-    folders = [f for f in folders if "runs" not in f.relative_to(out).parts]
+    folders = [f for f in folders
+               if not any(part.endswith("runs") for part in f.relative_to(out).parts)]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = [
         "# Benchmark results",
@@ -119,8 +134,7 @@ def report(out: Path = RESULTS) -> Path:
         for png in sorted(folder.glob("*.png")):
             link = png.relative_to(out).as_posix()
             md += [f"![{link}]({link})", ""]
-        runs = folder / "runs"
-        if runs.is_dir():
+        for runs in sorted(p for p in folder.glob("*runs") if p.is_dir()):
             n = len(list(runs.glob("*.json")))
             md += [f"Per-run result files: `{runs.relative_to(out).as_posix()}/` ({n}).", ""]
     path = out / "README.md"

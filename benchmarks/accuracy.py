@@ -397,9 +397,10 @@ def settings_of(profile: Profile) -> Dict[str, Any]:
 
 
 def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_path: Path,
-            test_path: Path, work_dir: Path, run_file: Path) -> Dict[str, Any]:
+            test_path: Path, work_dir: Path, run_file: Path,
+            extra_fields: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Pretrains one (method, seed) through the plugin's pretraining command, evaluates it and
-    writes its result file."""
+    writes its result file (with ``extra_fields`` added, e.g. another benchmark's name)."""
     import torch
 
     from solo_scaca.cli.pretrain import pretrain
@@ -444,6 +445,7 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         "train_path": str(train_path), "test_path": str(test_path),
         "settings": settings_of(profile),
         **metadata(),
+        **(extra_fields or {}),
     }
     run_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = run_file.with_suffix(".json.partial")

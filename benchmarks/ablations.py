@@ -1,0 +1,275 @@
+"""Ablations of swav_scaca on the accuracy benchmark's profile (METHOD.md section 8): the pairing
+mode, the CA loss weight and the partner term, one seed each, beside the host's swav and a
+randomly initialised backbone as references.
+
+    python3 -m benchmarks ablations --profile cpu    # ~70 min on 2 CPU cores (7 pretrainings)
+    python3 -m benchmarks ablations --profile tiny   # seconds: what CI runs
+
+Every variant is the accuracy profile with one ``method_kwargs`` override, pretrained and
+evaluated exactly as ``benchmarks/accuracy.py`` does (same command, data, seed, k-NN and linear
+evaluation). The ``swav`` and ``swav_scaca`` (default) rows are the accuracy suite's run files of
+the same seed when they exist with the same settings (``<profile>/runs/``), else they are run
+here. Each variant writes ``<out>/<profile>/ablation_runs/<variant>.json`` and is skipped when
+that file exists, so an interrupted suite resumes. Writes ``ablations.md/.csv`` and
+``ablations.png``.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from benchmarks import accuracy
+from benchmarks.common import RESULTS, metadata, write_table
+
+RUNS_DIR = "ablation_runs"
+RANDOM_INIT = "random init"
+# variant -> (method, method_kwargs overrides). The default of swav_scaca is prototype pairing,
+# ca_weight 1 and no partner term (ca_partner_weight 0).
+VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...]]]" = OrderedDict([
+    (RANDOM_INIT, ("swav", ())),
+    ("swav", ("swav", ())),
+    ("swav_scaca (default)", ("swav_scaca", ())),
+    ("ca_pairing=nn", ("swav_scaca", ("method_kwargs.ca_pairing=nn",))),
+    ("ca_pairing=self", ("swav_scaca", ("method_kwargs.ca_pairing=self",))),
+    ("ca_pairing=random", ("swav_scaca", ("method_kwargs.ca_pairing=random",))),
+    ("ca_weight=0.25", ("swav_scaca", ("method_kwargs.ca_weight=0.25",))),
+    ("ca_weight=0.5", ("swav_scaca", ("method_kwargs.ca_weight=0.5",))),
+    ("ca_weight=2", ("swav_scaca", ("method_kwargs.ca_weight=2.0",))),
+    ("partner term on", ("swav_scaca", ("method_kwargs.ca_partner_weight=1.0",))),
+])
+# the accuracy suite's run file that a variant may reuse
+REUSABLE = {"swav": "swav", "swav_scaca (default)": "swav_scaca"}
+COLUMNS = ["variant", "method", "overrides", "seed", "knn20_top1", "knn200_top1", "linear_top1",
+           "d_knn20", "d_knn200", "d_linear", "s_per_step", "source"]
+
+
+def slug(variant: str) -> str:
+    """File-name form of a variant's name."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in variant).strip("_")
+
+
+def random_init_checkpoint(profile: accuracy.Profile, seed: int, train_path: Path,
+                           path: Path) -> Path:
+    """An untrained backbone (the host's initialisation under ``seed``) saved as an exported
+    checkpoint, with the profile's pretraining config embedded."""
+    import torch
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+
+    from solo_scaca.cli.common import prepare_cfg
+    from solo_scaca.export import build_backbone
+
+    cfg = prepare_cfg(accuracy.pretrain_config(profile, "swav", seed, train_path, path.parent,
+                                               "image_folder"), parse_cfg)
+    torch.manual_seed(seed)
+    args = OmegaConf.to_container(cfg)
+    backbone = build_backbone(args["backbone"]["name"], args["data"]["dataset"], args["method"],
+                              args["backbone"].get("kwargs"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in backbone.state_dict().items()},
+                "cfg": args}, path)
+    return path
+
+
+def run_random_init(profile_name: str, profile: accuracy.Profile, seed: int, train_path: Path,
+                    test_path: Path, work_dir: Path, run_file: Path) -> Dict[str, Any]:
+    """k-NN and linear accuracy of the randomly initialised backbone: what pretraining adds."""
+    ckpt = random_init_checkpoint(profile, seed, train_path, work_dir / "random-init.ckpt")
+    start = time.time()
+    result = {"benchmark": "ablation", "profile": profile_name, "method": "swav", "seed": seed,
+              **accuracy.evaluate(str(ckpt), profile, train_path, test_path, seed),
+              "pretrain_s": 0.0, "pretrain_steps": 0, "s_per_step": "",
+              "eval_s": time.time() - start, "checkpoint": str(ckpt),
+              "settings": accuracy.settings_of(profile), **metadata()}
+    result["wall_s"] = result["eval_s"]
+    _write(run_file, result)
+    return result
+
+
+def _write(path: Path, result: Dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.rename(path)
+
+
+def reusable_run(profile_dir: Path, variant: str, seed: int,
+                 settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The accuracy suite's run file of the same method, seed and settings, if any."""
+    method = REUSABLE.get(variant)
+    path = profile_dir / "runs" / f"{method}-seed{seed}.json"
+    if method is None or not path.exists():
+        return None
+    run = json.loads(path.read_text())
+    return run if run.get("settings") == settings else None
+
+
+def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root: Path,
+              cifar_dir: Path, work_dir: Path, seed: int,
+              variants: List[str]) -> Dict[str, Path]:
+    """Runs the missing variants (one seed each) and writes the table."""
+    profile_dir = out / profile_name
+    runs_dir = profile_dir / RUNS_DIR
+    settings = accuracy.settings_of(profile)
+    paths: Optional[Tuple[Path, Path]] = None
+    for i, variant in enumerate(variants, 1):
+        method, overrides = VARIANTS[variant]
+        run_file = runs_dir / f"{slug(variant)}.json"
+        label = f"[ablations] {i}/{len(variants)} {variant}"
+        if run_file.exists():
+            done = json.loads(run_file.read_text())
+            if done.get("seed") != seed or done.get("base_settings", done.get("settings")) != \
+                    settings:
+                raise SystemExit(f"{run_file} was measured with other settings or seed: delete "
+                                 f"{runs_dir} (or pass another --out) to start again")
+            print(f"{label}: already done ({run_file}), skipped", flush=True)
+            continue
+        if reusable_run(profile_dir, variant, seed, settings) is not None:
+            print(f"{label}: the accuracy suite's run of seed {seed} is used", flush=True)
+            continue
+        if paths is None:
+            accuracy.prepare_cifar(data_root, cifar_dir)
+            subsets = data_root / "subsets"
+            paths = (accuracy.class_subset(data_root / "train", profile.train_per_class,
+                                           subsets / f"train-{profile.train_per_class}pc"),
+                     accuracy.class_subset(data_root / "test", profile.test_per_class,
+                                           subsets / f"test-{profile.test_per_class}pc"))
+        print(f"{label}: start", flush=True)
+        variant_dir = work_dir / "ablations" / slug(variant)
+        if variant == RANDOM_INIT:
+            result = run_random_init(profile_name, profile, seed, *paths, variant_dir, run_file)
+        else:
+            varied = dataclasses.replace(profile, extra=profile.extra + overrides)
+            result = accuracy.run_one(profile_name, varied, method, seed, *paths, variant_dir,
+                                      run_file, {"benchmark": "ablation",
+                                                 "base_settings": settings})
+        print(f"{label}: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
+              f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
+              f"({result['wall_s']:.0f} s)", flush=True)
+    return write_tables(profile_name, profile, profile_dir, seed)
+
+
+def collect(profile_dir: Path, profile: accuracy.Profile, seed: int) -> List[Dict[str, Any]]:
+    """One row per variant that has a result (own run file or the accuracy suite's)."""
+    settings = accuracy.settings_of(profile)
+    rows = []
+    for variant, (method, overrides) in VARIANTS.items():
+        path = profile_dir / RUNS_DIR / f"{slug(variant)}.json"
+        run = json.loads(path.read_text()) if path.exists() else None
+        source = f"{RUNS_DIR}/{path.name}"
+        if run is None:
+            run = reusable_run(profile_dir, variant, seed, settings)
+            source = f"runs/{REUSABLE.get(variant)}-seed{seed}.json"
+        if run is None:
+            continue
+        rows.append({"variant": variant, "method": method,
+                     "overrides": " ".join(o.split(".", 1)[1] for o in overrides) or "-",
+                     "seed": run["seed"], "source": source,
+                     **{k: run[k] for k in ("knn20_top1", "knn200_top1", "linear_top1",
+                                            "s_per_step", "command", "commit", "machine",
+                                            "versions", "date", "wall_s")}})
+    base = next((r for r in rows if r["variant"] == "swav"), None)
+    for row in rows:
+        for key, col in (("knn20_top1", "d_knn20"), ("knn200_top1", "d_knn200"),
+                         ("linear_top1", "d_linear")):
+            row[col] = row[key] - base[key] if base is not None else "n/a"
+    return rows
+
+
+def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
+    """Horizontal bars of kNN-20 and linear top-1 per variant; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("[ablations] matplotlib is not installed: no plot", flush=True)
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    for offset, (key, label) in zip((-0.2, 0.2), (("knn20_top1", "kNN-20"),
+                                                   ("linear_top1", "linear"))):
+        bars = ax.barh([y + offset for y in ys], [r[key] for r in rows], 0.38, label=label)
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=7)
+    ax.set_yticks(ys, [r["variant"] for r in rows], fontsize=8)
+    ax.set_xlabel("CIFAR-10 test top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path,
+                 seed: int) -> Dict[str, Path]:
+    rows = collect(profile_dir, profile, seed)
+    if not rows:
+        raise SystemExit(f"no ablation results under {profile_dir}")
+    own = [r for r in rows if r["source"].startswith(RUNS_DIR)] or rows
+    meta = {k: own[-1][k] for k in ("command", "commit", "machine", "versions", "date")}
+    meta["seed"] = seed
+    meta["wall time, own runs"] = f"{sum(r['wall_s'] for r in own) / 60:.1f} min"
+    text = (
+        f"One seed ({seed}) per variant: a difference smaller than the seed noise of the "
+        "accuracy table (std over 3 seeds, about 0.5-1 point here) is not a finding. Every "
+        f"variant is the `{profile_name}` accuracy profile (same data, resolution, epochs, "
+        "batch, optimizer, evaluation) with the one `method_kwargs` override shown; "
+        "`swav_scaca (default)` is prototype pairing, ca_weight 1, no partner term. "
+        "`random init`: the host's ResNet-18 initialisation under the same seed, not "
+        "pretrained (what pretraining adds). `d_*`: difference to `swav` in points. `source`: "
+        "the result file (the `swav` and default rows reuse the accuracy suite's runs of the "
+        "same seed and settings). Accuracies in %; `s_per_step` in seconds (wall clock, "
+        "including start-up; runs were sequential on the machine below)."
+    )
+    paths = {"table": write_table("ablations", f"Ablations of swav_scaca ({profile_name})", rows,
+                                  COLUMNS, meta, text, profile_dir)}
+    png = plot(rows, profile_dir / "ablations.png",
+               f"Ablations, CIFAR-10 test, {profile_name} profile, seed {seed}")
+    if png is not None:
+        paths["plot"] = png
+    return paths
+
+
+def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
+    """The table of a profile folder rebuilt from its run files (``report``); None without
+    ablation run files."""
+    files = sorted((profile_dir / RUNS_DIR).glob("*.json"))
+    if not files:
+        return None
+    first = json.loads(files[0].read_text())
+    settings = first.get("base_settings", first["settings"])
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return write_tables(first["profile"], accuracy.Profile(why="", **fields), profile_dir,
+                        first["seed"])
+
+
+def main(argv=None) -> Dict[str, Path]:
+    """Command-line entry point (also ``python3 -m benchmarks ablations``)."""
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks ablations", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(accuracy.PROFILES), default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        metavar="VARIANT", help=f"default: all of {list(VARIANTS)}")
+    parser.add_argument("--data-root", type=Path, default=accuracy.DEFAULT_DATA_ROOT)
+    parser.add_argument("--cifar-dir", type=Path, default=None,
+                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
+                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
+    parser.add_argument("--work-dir", type=Path, default=accuracy.DEFAULT_WORK_DIR,
+                        help="where the pretraining checkpoints go (outside the repository)")
+    args = parser.parse_args(argv)
+    cifar_dir = args.cifar_dir or accuracy.shared_data_dir() / "cifar10"
+    return run_suite(args.profile, accuracy.PROFILES[args.profile], args.out,
+                     args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
+                     args.seed, args.variants)
+
+
+if __name__ == "__main__":
+    main()

@@ -210,4 +210,44 @@ def test_gpu_profile_config_builds_both_methods(tmp_path):
 def test_runner_lists_benchmarks(capsys):
     bench_main(["list"])
     out = capsys.readouterr().out
-    assert "accuracy:" in out and "overhead:" in out
+    assert "accuracy:" in out and "overhead:" in out and "ablations:" in out
+
+
+def test_ablations_tiny(tiny_suite):
+    """One variant pretrained with its override, the reference rows reused from the accuracy
+    suite's run files, a random-init row, resume and the report."""
+    from benchmarks import ablations
+
+    common = ["--profile", "tiny", "--out", str(tiny_suite["out"]), "--data-root",
+              tiny_suite["argv"][6], "--work-dir", str(tiny_suite["base"] / "work"),
+              "--variants", "random init", "swav", "swav_scaca (default)", "ca_pairing=self"]
+    bench_main(["ablations", *common])
+    columns, rows = _csv(tiny_suite["dir"] / "ablations.csv")
+    assert columns == ablations.COLUMNS
+    by_variant = {r["variant"]: r for r in rows}
+    assert list(by_variant) == ["random init", "swav", "swav_scaca (default)", "ca_pairing=self"]
+    assert by_variant["swav"]["source"] == "runs/swav-seed0.json"
+    assert by_variant["swav_scaca (default)"]["source"] == "runs/swav_scaca-seed0.json"
+    swav_run = json.loads((tiny_suite["dir"] / "runs" / "swav-seed0.json").read_text())
+    assert float(by_variant["swav"]["knn20_top1"]) == pytest.approx(swav_run["knn20_top1"])
+    assert float(by_variant["swav"]["d_knn20"]) == 0.0
+    self_run = json.loads((tiny_suite["dir"] / "ablation_runs" / "ca_pairing_self.json")
+                          .read_text())
+    assert self_run["benchmark"] == "ablation" and self_run["method"] == "swav_scaca"
+    assert self_run["base_settings"] == swav_run["settings"]
+    assert "method_kwargs.ca_pairing=self" in self_run["settings"]["extra"]
+    args = json.loads((Path(self_run["checkpoint"]).parent / "args.json").read_text())
+    assert args["method_kwargs"]["ca_pairing"] == "self"
+    assert float(by_variant["ca_pairing=self"]["d_knn20"]) == pytest.approx(
+        self_run["knn20_top1"] - swav_run["knn20_top1"])
+    init = json.loads((tiny_suite["dir"] / "ablation_runs" / "random_init.json").read_text())
+    assert init["pretrain_steps"] == 0 and 0 <= init["knn20_top1"] <= 100
+
+    before = {p: p.stat().st_mtime_ns for p in (tiny_suite["dir"] / "ablation_runs").iterdir()}
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "ablations", *common],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("already done") == 2 and ": start" not in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    text = (tiny_suite["out"] / "README.md").read_text()
+    assert "Ablations of swav_scaca (tiny)" in text and "tiny/ablation_runs/" in text

@@ -224,8 +224,9 @@ def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path
         "`random init`: the host's ResNet-18 initialisation under the same seed, not "
         "pretrained (what pretraining adds). `d_*`: difference to `swav` in points. `source`: "
         "the result file (the `swav` and default rows reuse the accuracy suite's runs of the "
-        "same seed and settings). Accuracies in %; `s_per_step` in seconds (wall clock, "
-        "including start-up; runs were sequential on the machine below)."
+        "same seed and settings). Accuracies in %; `s_per_step` in seconds of wall clock "
+        "including start-up, not an overhead measure (other work may have shared the machine; "
+        "the overhead benchmark measures that, interleaved)."
     )
     paths = {"table": write_table("ablations", f"Ablations of swav_scaca ({profile_name})", rows,
                                   COLUMNS, meta, text, profile_dir)}

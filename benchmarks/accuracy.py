@@ -46,6 +46,10 @@ CIFAR10_SHA256 = {
     "train.tar.gz": "bb033266dbb26aa71223ff120c0df4e7d3943dbd93b9e65984876854c6234931",
     "test.tar.gz": "7c54dfb40a3e53a212021475ac995e181b0a5f595c1fca0bbfa89c5bd6dda8f6",
 }
+# the sha256 of each dataset's tarballs; CIFAR-100 is layout-ready (train/<class>/,
+# test/<class>/ tarballs or folders) but has no copy here to pin its checksums from
+CHECKSUMS: Dict[str, Dict[str, str]] = {"cifar10": CIFAR10_SHA256, "cifar100": {}}
+DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
@@ -55,7 +59,13 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("SOLO_SCACA_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+# CIFAR-10's; another dataset's (--dataset) is its sibling folder
 DEFAULT_DATA_ROOT = Path("~/.cache/solo-scaca/cifar10").expanduser()
+
+
+def results_folder(profile_name: str, dataset: str) -> str:
+    """A suite's folder under the results: the profile's name (``-<dataset>`` beside CIFAR-10)."""
+    return profile_name if dataset == "cifar10" else f"{profile_name}-{dataset}"
 DEFAULT_WORK_DIR = Path("~/.cache/solo-scaca/benchmark-runs").expanduser()
 
 
@@ -169,8 +179,8 @@ def sha256(path: Path) -> str:
 def prepare_cifar(data_root: Path, source: Path,
                   checksums: Dict[str, str] = CIFAR10_SHA256) -> Path:
     """``data_root/{train,test}``: extracted once from ``source/{train,test}.tar.gz`` after their
-    sha256 is checked. A split folder that exists is used as it is (extraction goes to a
-    temporary folder that is renamed only when complete)."""
+    sha256 is checked (said when ``checksums`` has none for it). A split folder that exists is
+    used as it is (extraction goes to a temporary folder that is renamed only when complete)."""
     data_root.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         if (data_root / split).is_dir():
@@ -179,13 +189,16 @@ def prepare_cifar(data_root: Path, source: Path,
         if not tarball.exists():
             raise FileNotFoundError(
                 f"{data_root / split} is missing and so is {tarball} to extract it from: pass "
-                f"--cifar-dir (the folder of CIFAR-10's train.tar.gz and test.tar.gz) or set "
+                f"--cifar-dir (the folder of the dataset's train.tar.gz and test.tar.gz) or set "
                 f"SOLO_SCACA_SHARED_DATA to the project's shared/data folder")
-        print(f"[accuracy] checking sha256 of {tarball}", flush=True)
-        got = sha256(tarball)
-        if got != checksums[tarball.name]:
-            raise ValueError(f"{tarball}: sha256 {got} differs from the expected "
-                             f"{checksums[tarball.name]}")
+        if tarball.name in checksums:
+            print(f"[accuracy] checking sha256 of {tarball}", flush=True)
+            got = sha256(tarball)
+            if got != checksums[tarball.name]:
+                raise ValueError(f"{tarball}: sha256 {got} differs from the expected "
+                                 f"{checksums[tarball.name]}")
+        else:
+            print(f"[accuracy] no pinned sha256 for {tarball}: not checked", flush=True)
         tmp = data_root / f".extracting-{split}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -253,6 +266,7 @@ def pretrain_config(profile: Profile, method: str, seed: int, train_path: Path,
     """The composed pretraining config: the shipped ``scripts/pretrain/custom/swav_scaca.yaml``
     with the profile's overrides; ``method=swav`` for the baseline, everything else equal (the
     host's SwAV ignores the ``ca_*`` keys of ``method_kwargs``)."""
+    import torch
     from hydra import compose, initialize_config_dir
 
     overrides = [
@@ -267,6 +281,8 @@ def pretrain_config(profile: Profile, method: str, seed: int, train_path: Path,
         f"++enable_progress_bar={sys.stderr.isatty()}",
         "++enable_model_summary=False",
     ]
+    if data_format == "dali" and not torch.cuda.is_available():
+        overrides.append("++dali.device=cpu")  # DALI's CPU pipeline (the tiny GPU-profile check)
     with initialize_config_dir(config_dir=str(PRETRAIN_CONFIG_DIR), version_base="1.2"):
         return compose("swav_scaca", overrides=overrides)
 
@@ -352,10 +368,12 @@ def evaluate(ckpt: str, profile: Profile, train_path: Path, test_path: Path,
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = load_backbone(ckpt).to(device)
     workers = min(profile.num_workers, os.cpu_count() or 1)
+    # after DALI pretrained in this process, forked loader workers deadlock on its threads' locks
+    context = "forkserver" if profile.data_format == "dali" else None
     train = extract_features(backbone, image_folder_loader(
-        train_path, profile.crop_size, profile.eval_batch_size, workers))
+        train_path, profile.crop_size, profile.eval_batch_size, workers, context))
     test = extract_features(backbone, image_folder_loader(
-        test_path, profile.crop_size, profile.eval_batch_size, workers))
+        test_path, profile.crop_size, profile.eval_batch_size, workers, context))
     knn = knn_accuracy(tuple(t.to(device) for t in train), tuple(t.to(device) for t in test),
                        ks=(20, 200), distance="cosine")
     out = {"knn20_top1": knn[20][0], "knn20_top5": knn[20][1],
@@ -521,7 +539,8 @@ RUN_NOTES = ("One row per pretraining run. Times in seconds of wall clock: `pret
              "`eval_s` = features, k-NN and linear classifier. Accuracies in %.")
 
 
-def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
+def plot(rows: List[Dict[str, Any]], path: Path, title: str,
+         dataset: str = "CIFAR-10") -> Optional[Path]:
     """Bar chart of mean +- std per method and metric; None (said) without matplotlib."""
     try:
         import matplotlib
@@ -542,7 +561,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
         bars = ax.bar(xs, means, width, yerr=stds, capsize=4, label=method)
         ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
     ax.set_xticks(range(len(rows)), [r["metric"] for r in rows])
-    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_ylabel(f"{dataset} test accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.legend(ncol=len(METHODS), loc="upper center", bbox_to_anchor=(0.5, -0.1),
               frameon=False)
@@ -551,6 +570,11 @@ def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def dataset_label(runs: List[Dict[str, Any]]) -> str:
+    """The runs' dataset, as written in the tables (run files before the option: CIFAR-10)."""
+    return DATASET_LABELS[runs[0].get("dataset", "cifar10")]
 
 
 def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> str:
@@ -564,7 +588,8 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
     lines = [
         f"Profile `{profile_name}`: {profile.why}",
         "",
-        f"- Data: real CIFAR-10 (32 px JPEG). Training: {one(r['train_images'] for r in runs)} "
+        f"- Data: real {dataset_label(runs)} (32 px JPEG). Training: "
+        f"{one(r['train_images'] for r in runs)} "
         f"images ({per_class(profile.train_per_class)}), unlabelled for pretraining, labelled "
         "for the k-NN memory bank and the linear classifier. Test: "
         f"{one(r['test_images'] for r in runs)} images of the test split "
@@ -618,8 +643,9 @@ def write_tables(profile_name: str, profile: Profile, out_dir: Path,
                             RUN_COLUMNS, meta, RUN_NOTES, out_dir),
     }
     seeds = sorted({r["seed"] for r in runs})
+    label = dataset_label(runs)
     png = plot(rows, out_dir / "accuracy.png",
-               f"CIFAR-10 test, {profile_name} profile: mean ± std over seeds {seeds}")
+               f"{label} test, {profile_name} profile: mean ± std over seeds {seeds}", label)
     if png is not None:
         paths["plot"] = png
     return paths
@@ -645,9 +671,11 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
 
 # ---------------------------------------------------------------------------------------- main
 def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
-              cifar_dir: Path, work_dir: Path,
-              methods: Sequence[str] = METHODS) -> Dict[str, Path]:
-    out_dir = out / profile_name
+              cifar_dir: Path, work_dir: Path, methods: Sequence[str] = METHODS,
+              dataset: str = "cifar10") -> Dict[str, Path]:
+    out_dir = out / results_folder(profile_name, dataset)
+    if dataset != "cifar10":
+        work_dir = work_dir / dataset
     runs_dir = out_dir / "runs"
     settings = settings_of(profile)
     todo = [(m, s) for s in profile.seeds for m in methods]
@@ -674,7 +702,7 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
             if not torch.cuda.is_available():
                 print("[accuracy] warning: profile 'gpu' without a CUDA device will take many "
                       "hours", flush=True)
-        prepare_cifar(data_root, cifar_dir)
+        prepare_cifar(data_root, cifar_dir, CHECKSUMS[dataset])
         subsets = data_root / "subsets"
         train_path = class_subset(data_root / "train", profile.train_per_class,
                                   subsets / f"train-{profile.train_per_class}pc")
@@ -684,7 +712,7 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
             print(f"[accuracy] run {i}/{len(pending)} ({profile_name}): {method} seed {seed}, "
                   f"{profile.epochs} epoch(s): start", flush=True)
             result = run_one(profile_name, profile, method, seed, train_path, test_path,
-                             work_dir, run_file)
+                             work_dir, run_file, {"dataset": dataset})
             print(f"[accuracy] run {i}/{len(pending)}: {method} seed {seed}: done in "
                   f"{result['wall_s']:.0f} s: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
                   f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
@@ -702,25 +730,37 @@ def main(argv=None) -> Dict[str, Path]:
     parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="results folder (the profile's subfolder is used)")
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
-                        help="extracted CIFAR-10 (train/, test/), made from --cifar-dir if absent")
+    parser.add_argument("--dataset", choices=list(CHECKSUMS), default="cifar10",
+                        help="cifar10 (default) or cifar100: same layout (train/<class>/, "
+                             "test/<class>/); results of cifar100 go to <profile>-cifar100/")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="extracted dataset (train/, test/), made from --cifar-dir if absent "
+                             "(default: ~/.cache/solo-scaca/<dataset>)")
     parser.add_argument("--cifar-dir", type=Path, default=None,
                         help="folder of train.tar.gz and test.tar.gz "
-                             "(default: $SOLO_SCACA_SHARED_DATA/cifar10, else "
-                             "../shared/data/cifar10 beside the repository)")
+                             "(default: $SOLO_SCACA_SHARED_DATA/<dataset>, else "
+                             "../shared/data/<dataset> beside the repository)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="where the pretraining checkpoints go (outside the repository)")
     parser.add_argument("--epochs", type=int, help="override the profile's pretraining epochs")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the profile's seeds")
+    parser.add_argument("--train-per-class", type=int,
+                        help="override the profile's training images per class")
+    parser.add_argument("--test-per-class", type=int,
+                        help="override the profile's test images per class")
+    parser.add_argument("--batch-size", type=int, help="override the profile's pretraining batch")
+    parser.add_argument("--num-workers", type=int, help="override the profile's loader workers")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
-    if args.epochs is not None:
-        profile = dataclasses.replace(profile, epochs=args.epochs)
+    for key in ("epochs", "train_per_class", "test_per_class", "batch_size", "num_workers"):
+        if getattr(args, key) is not None:
+            profile = dataclasses.replace(profile, **{key: getattr(args, key)})
     if args.seeds is not None:
         profile = dataclasses.replace(profile, seeds=tuple(args.seeds))
-    cifar_dir = args.cifar_dir or shared_data_dir() / "cifar10"
-    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser())
+    cifar_dir = args.cifar_dir or shared_data_dir() / args.dataset
+    data_root = args.data_root or DEFAULT_DATA_ROOT.parent / args.dataset
+    return run_suite(args.profile, profile, args.out, data_root.expanduser(), cifar_dir,
+                     args.work_dir.expanduser(), dataset=args.dataset)
 
 
 if __name__ == "__main__":

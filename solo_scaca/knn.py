@@ -5,7 +5,7 @@ backbone is.
 """
 
 from pathlib import Path
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -17,9 +17,13 @@ from torchvision.datasets import ImageFolder
 
 
 def image_folder_loader(
-    path: Union[str, Path], image_size: int, batch_size: int = 128, num_workers: int = 2
+    path: Union[str, Path], image_size: int, batch_size: int = 128, num_workers: int = 2,
+    multiprocessing_context: Optional[str] = None,
 ) -> DataLoader:
-    """Evaluation loader of an ImageFolder: resize, centre crop, ImageNet normalisation."""
+    """Evaluation loader of an ImageFolder: resize, centre crop, ImageNet normalisation.
+
+    ``multiprocessing_context="forkserver"`` starts the workers from a clean process: needed
+    after a DALI pipeline ran in this one (forking its threads' locks deadlocks the workers)."""
     transform = transforms.Compose(
         [
             transforms.Resize(image_size),
@@ -29,7 +33,8 @@ def image_folder_loader(
         ]
     )
     return DataLoader(ImageFolder(str(path), transform), batch_size=batch_size,
-                      num_workers=num_workers)
+                      num_workers=num_workers,
+                      multiprocessing_context=multiprocessing_context if num_workers else None)
 
 
 @torch.no_grad()

@@ -251,3 +251,46 @@ def test_ablations_tiny(tiny_suite):
     assert {p: p.stat().st_mtime_ns for p in before} == before
     text = (tiny_suite["out"] / "README.md").read_text()
     assert "Ablations of swav_scaca (tiny)" in text and "tiny/ablation_runs/" in text
+
+
+def test_gpu_profile_runs_on_cpu_with_tiny_budget(tiny_suite, tmp_path):
+    """The gpu profile's own settings (DALI loader, LARS, 3000 prototypes, queue 3840), only
+    the data, epochs, batch and workers shrunk: its whole path runs here, DALI on the CPU."""
+    pytest.importorskip("nvidia.dali", reason="DALI is installed by .[dali] (see .ci/run)")
+    bench_main(["accuracy", "--profile", "gpu", "--out", str(tmp_path / "results"),
+                "--data-root", tiny_suite["argv"][6], "--work-dir", str(tmp_path / "work"),
+                "--epochs", "1", "--batch-size", "32", "--num-workers", "1", "--seeds", "0",
+                "--train-per-class", "8", "--test-per-class", "4"])
+    gpu = accuracy.PROFILES["gpu"]
+    for method in accuracy.METHODS:
+        run = json.loads((tmp_path / "results" / "gpu" / "runs" / f"{method}-seed0.json")
+                         .read_text())
+        assert run["data_format"] == "dali" and run["dataset"] == "cifar10"
+        assert run["train_images"] == 80 and run["test_images"] == 40
+        assert 0 <= run["linear_top1"] <= 100
+        assert run["settings"]["num_prototypes"] == gpu.num_prototypes == 3000
+        assert run["settings"]["queue_size"] == gpu.queue_size
+        args = json.loads((Path(run["checkpoint"]).parent / "args.json").read_text())
+        assert args["method"] == method and args["data"]["format"] == "dali"
+        assert args["dali"]["device"] == "cpu"  # no CUDA here
+        assert args["optimizer"]["name"] == "lars" and args["scheduler"]["name"] == "warmup_cosine"
+
+
+def test_cifar100_is_layout_ready(tmp_path, capsys, monkeypatch):
+    """CIFAR-100 tarballs (no pinned checksum) extract like CIFAR-10's, and ``--dataset
+    cifar100`` takes its data, work and results folders apart from CIFAR-10's."""
+    source = tmp_path / "cifar100"
+    source.mkdir()
+    for split in ("train", "test"):
+        _tarball(source / f"{split}.tar.gz", split)
+    root = accuracy.prepare_cifar(tmp_path / "root", source, accuracy.CHECKSUMS["cifar100"])
+    assert (root / "train" / "a" / "0000.jpg").exists() and (root / "test" / "b").is_dir()
+    assert "no pinned sha256" in capsys.readouterr().out
+    seen = {}
+    monkeypatch.setattr(accuracy, "run_suite", lambda *a, **k: seen.update(args=a, kwargs=k))
+    monkeypatch.setenv("SOLO_SCACA_SHARED_DATA", str(tmp_path))
+    accuracy.main(["--profile", "tiny", "--dataset", "cifar100"])
+    assert seen["kwargs"] == {"dataset": "cifar100"}
+    assert seen["args"][3].name == "cifar100" and seen["args"][4] == source
+    assert accuracy.results_folder("gpu", "cifar100") == "gpu-cifar100"
+    assert accuracy.results_folder("gpu", "cifar10") == "gpu"

@@ -44,7 +44,8 @@ VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...]]]" = OrderedDict([
 # the accuracy suite's run file that a variant may reuse
 REUSABLE = {"swav": "swav", "swav_scaca (default)": "swav_scaca"}
 COLUMNS = ["variant", "method", "overrides", "seed", "knn20_top1", "knn200_top1", "linear_top1",
-           "d_knn20", "d_knn200", "d_linear", "s_per_step", "source"]
+           "d_knn20", "d_knn200", "d_linear", "swav_loss_last", "plateau", "s_per_step",
+           "source"]
 
 
 def slug(variant: str) -> str:
@@ -166,7 +167,11 @@ def collect(profile_dir: Path, profile: accuracy.Profile, seed: int) -> List[Dic
             source = f"runs/{REUSABLE.get(variant)}-seed{seed}.json"
         if run is None:
             continue
-        rows.append({"variant": variant, "method": method,
+        check = accuracy.learning_check(run.get("swav_loss_per_epoch", []),
+                                        profile.num_prototypes)
+        if variant == RANDOM_INIT:
+            check = {"swav_loss_last": "-", "plateau": "-"}
+        rows.append({"variant": variant, "method": method, **check,
                      "overrides": " ".join(o.split(".", 1)[1] for o in overrides) or "-",
                      "seed": run["seed"], "source": source,
                      **{k: run[k] for k in ("knn20_top1", "knn200_top1", "linear_top1",
@@ -215,7 +220,12 @@ def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path
     meta = {k: own[-1][k] for k in ("command", "commit", "machine", "versions", "date")}
     meta["seed"] = seed
     meta["wall time, own runs"] = f"{sum(r['wall_s'] for r in own) / 60:.1f} min"
-    text = (
+    stuck = [r for r in rows if r["plateau"] == "yes"]
+    warning = (f"**Warning: {len(stuck)} of {len(rows) - 1} pretrained variants ended on SwAV's "
+               f"plateau** (`plateau`: last-epoch SwAV loss within {accuracy.PLATEAU_NATS} of "
+               "ln K, the loss of uniform predictions): they did not learn, and their differences "
+               "say nothing about the add-on.\n\n") if stuck else ""
+    text = warning + (
         f"One seed ({seed}) per variant: a difference smaller than the seed noise of the "
         "accuracy table (std over 3 seeds, about 0.5-1 point here) is not a finding. Every "
         f"variant is the `{profile_name}` accuracy profile (same data, resolution, epochs, "

@@ -386,6 +386,34 @@ def evaluate(ckpt: str, profile: Profile, train_path: Path, test_path: Path,
 
 
 # --------------------------------------------------------------------------------------- runs
+# within this many nats of ln(num_prototypes), the SwAV loss is that of uniform predictions
+PLATEAU_NATS = 0.05
+
+
+def swav_loss_curve(ckpt_dir: Path) -> List[float]:
+    """The SwAV loss of every epoch, from the ``metrics.csv`` Lightning's CSV logger wrote
+    under ``ckpt_dir`` (empty when there is none)."""
+    import csv
+
+    losses: Dict[int, float] = {}
+    for path in sorted(Path(ckpt_dir).rglob("metrics.csv")):
+        with path.open() as f:
+            for row in csv.DictReader(f):
+                if row.get("train_swav_loss_epoch"):
+                    losses[int(row["epoch"])] = float(row["train_swav_loss_epoch"])
+    return [losses[e] for e in sorted(losses)]
+
+
+def learning_check(curve: List[float], num_prototypes: int) -> Dict[str, Any]:
+    """Whether pretraining left SwAV's plateau: a loss of ln(K) is what uniform predictions
+    over K prototypes give (a projector whose output no longer depends on the image)."""
+    if not curve:
+        return {"swav_loss_last": "", "ln_prototypes": math.log(num_prototypes), "plateau": "?"}
+    plateau = curve[-1] > math.log(num_prototypes) - PLATEAU_NATS
+    return {"swav_loss_last": curve[-1], "ln_prototypes": math.log(num_prototypes),
+            "plateau": "yes" if plateau else "no"}
+
+
 class EpochWatcher(threading.Thread):
     """Prints a line when a new epoch checkpoint appears (the host's Checkpointer writes one per
     epoch): progress without adding a callback to the pretraining command."""
@@ -457,6 +485,7 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         "benchmark": "accuracy", "profile": profile_name, "method": method, "seed": seed,
         **accuracies,
         "pretrain_s": pretrain_s, "eval_s": eval_s, "wall_s": pretrain_s + eval_s,
+        "swav_loss_per_epoch": swav_loss_curve(ckpt_dir),
         # the host's loader drops the last incomplete batch
         "pretrain_steps": steps, "s_per_step": pretrain_s / max(1, steps),
         "checkpoint": str(ckpt), "data_format": data_format, "device": device,
@@ -531,12 +560,17 @@ def summary_rows(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 SUMMARY_COLUMNS = ["metric", "swav_mean", "swav_std", "swav_scaca_mean", "swav_scaca_std",
                    "n_seeds", "diff", "threshold", "exceeds_noise"]
 RUN_COLUMNS = ["method", "seed", "knn20_top1", "knn200_top1", "linear_top1", "knn20_top5",
-               "linear_top5", "train_images", "test_images", "pretrain_steps", "s_per_step",
+               "linear_top5", "swav_loss_last", "ln_prototypes", "plateau", "train_images",
+               "test_images", "pretrain_steps", "s_per_step",
                "pretrain_s", "eval_s", "wall_s", "device", "data_format", "checkpoint"]
 
 RUN_NOTES = ("One row per pretraining run. Times in seconds of wall clock: `pretrain_s` includes "
              "the start-up (model, data loaders), `s_per_step` = pretrain_s / pretrain_steps, "
-             "`eval_s` = features, k-NN and linear classifier. Accuracies in %.")
+             "`eval_s` = features, k-NN and linear classifier. Accuracies in %. "
+             "`swav_loss_last`: the SwAV loss of the last epoch (Lightning's log); "
+             "`ln_prototypes` = ln K, the loss of uniform predictions over the K prototypes; "
+             f"`plateau` = yes when the last loss is within {PLATEAU_NATS} of ln K: the projector "
+             "collapsed to an output that does not depend on the image, the run did not learn.")
 
 
 def plot(rows: List[Dict[str, Any]], path: Path, title: str,
@@ -631,11 +665,20 @@ def write_tables(profile_name: str, profile: Profile, out_dir: Path,
                  runs: List[Dict[str, Any]]) -> Dict[str, Path]:
     """``accuracy.{md,csv}``, ``accuracy_runs.{md,csv}`` and ``accuracy.png`` from the runs."""
     runs = sorted(runs, key=lambda r: (METHODS.index(r["method"]), r["seed"]))
+    runs = [{**r, **learning_check(r.get("swav_loss_per_epoch", []), profile.num_prototypes)}
+            for r in runs]
     meta = {k: runs[-1][k] for k in ("command", "commit", "machine", "versions", "date")}
     meta["runs"] = f"{len(runs)} (result files in runs/)"
     meta["wall time, all runs"] = f"{sum(r['wall_s'] for r in runs) / 60:.1f} min"
     rows = summary_rows(runs)
     text = notes(profile_name, profile, runs)
+    stuck = [r for r in runs if r["plateau"] == "yes"]
+    if stuck:
+        text = (f"**Warning: {len(stuck)} of {len(runs)} runs ended on SwAV's plateau** (last-"
+                f"epoch loss within {PLATEAU_NATS} of ln K = {math.log(profile.num_prototypes):.3f}"
+                ", the loss of uniform predictions: see `accuracy_runs.md`). Such runs did not "
+                "learn; their accuracies compare two untrained-like backbones, not the methods."
+                "\n\n" + text)
     paths = {
         "summary": write_table("accuracy", f"Accuracy: swav_scaca against swav ({profile_name})",
                                rows, SUMMARY_COLUMNS, meta, text, out_dir),

@@ -766,6 +766,23 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
     return paths
 
 
+def parse_field(parser: argparse.ArgumentParser, profile: Profile, item: str) -> Dict[str, Any]:
+    """``FIELD=VALUE`` of ``--set`` as ``{field: value}`` of the field's type."""
+    key, sep, value = item.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "extra")}
+    if not sep or key not in fields:
+        parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)}, got {item!r}")
+    current = getattr(profile, key)
+    try:
+        if isinstance(current, tuple):
+            return {key: tuple(int(v) for v in value.split(","))}
+        if current is None or isinstance(current, int):
+            return {key: None if value.lower() == "none" else int(value)}
+        return {key: type(current)(value)}
+    except ValueError:
+        parser.error(f"--set {item!r}: {key} takes a {type(current).__name__}")
+
+
 def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks accuracy``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks accuracy", description=__doc__,
@@ -793,17 +810,28 @@ def main(argv=None) -> Dict[str, Path]:
                         help="override the profile's test images per class")
     parser.add_argument("--batch-size", type=int, help="override the profile's pretraining batch")
     parser.add_argument("--num-workers", type=int, help="override the profile's loader workers")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any field of the profile (e.g. lr=0.15, crop_size=32); "
+                             "repeat. For tuning: results go with the changed settings")
+    parser.add_argument("--override", action="append", default=[], metavar="HYDRA_OVERRIDE",
+                        help="a further Hydra override of the pretraining config for both "
+                             "methods (e.g. ++method_kwargs.sk_epsilon=0.02); repeat")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     for key in ("epochs", "train_per_class", "test_per_class", "batch_size", "num_workers"):
         if getattr(args, key) is not None:
             profile = dataclasses.replace(profile, **{key: getattr(args, key)})
+    for item in args.set:
+        profile = dataclasses.replace(profile, **parse_field(parser, profile, item))
+    if args.override:
+        profile = dataclasses.replace(profile, extra=profile.extra + tuple(args.override))
     if args.seeds is not None:
         profile = dataclasses.replace(profile, seeds=tuple(args.seeds))
     cifar_dir = args.cifar_dir or shared_data_dir() / args.dataset
     data_root = args.data_root or DEFAULT_DATA_ROOT.parent / args.dataset
     return run_suite(args.profile, profile, args.out, data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), dataset=args.dataset)
+                     args.work_dir.expanduser(), methods=args.methods, dataset=args.dataset)
 
 
 if __name__ == "__main__":

@@ -290,7 +290,27 @@ def test_cifar100_is_layout_ready(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(accuracy, "run_suite", lambda *a, **k: seen.update(args=a, kwargs=k))
     monkeypatch.setenv("SOLO_SCACA_SHARED_DATA", str(tmp_path))
     accuracy.main(["--profile", "tiny", "--dataset", "cifar100"])
-    assert seen["kwargs"] == {"dataset": "cifar100"}
+    assert seen["kwargs"]["dataset"] == "cifar100"
     assert seen["args"][3].name == "cifar100" and seen["args"][4] == source
     assert accuracy.results_folder("gpu", "cifar100") == "gpu-cifar100"
     assert accuracy.results_folder("gpu", "cifar10") == "gpu"
+
+
+def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys):
+    """``--set`` / ``--override`` / ``--methods`` (for tuning a profile) reach the suite typed;
+    a wrong field or value is named."""
+    seen = {}
+    monkeypatch.setattr(accuracy, "run_suite",
+                        lambda profile_name, profile, *a, **k: seen.update(p=profile, k=k))
+    accuracy.main(["--profile", "cpu", "--set", "lr=0.15", "--set", "crop_size=32", "--set",
+                   "seeds=0,1", "--set", "test_per_class=none", "--override",
+                   "++method_kwargs.sk_epsilon=0.02", "--methods", "swav"])
+    profile = seen["p"]
+    assert profile.lr == 0.15 and profile.crop_size == 32 and profile.seeds == (0, 1)
+    assert profile.test_per_class is None and profile.epochs == accuracy.PROFILES["cpu"].epochs
+    assert profile.extra[-1] == "++method_kwargs.sk_epsilon=0.02"
+    assert seen["k"]["methods"] == ["swav"]
+    for bad, needle in (("nope=1", "FIELD one of"), ("lr=fast", "lr takes a float")):
+        with pytest.raises(SystemExit):
+            accuracy.main(["--set", bad])
+        assert needle in capsys.readouterr().err

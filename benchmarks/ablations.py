@@ -87,15 +87,8 @@ def run_random_init(profile_name: str, profile: accuracy.Profile, seed: int, tra
               "eval_s": time.time() - start, "checkpoint": str(ckpt),
               "settings": accuracy.settings_of(profile), **metadata()}
     result["wall_s"] = result["eval_s"]
-    _write(run_file, result)
+    accuracy.write_run_file(run_file, result)
     return result
-
-
-def _write(path: Path, result: Dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.rename(path)
 
 
 def reusable_run(profile_dir: Path, variant: str, seed: int,
@@ -133,12 +126,7 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
             print(f"{label}: the accuracy suite's run of seed {seed} is used", flush=True)
             continue
         if paths is None:
-            accuracy.prepare_cifar(data_root, cifar_dir)
-            subsets = data_root / "subsets"
-            paths = (accuracy.class_subset(data_root / "train", profile.train_per_class,
-                                           subsets / f"train-{profile.train_per_class}pc"),
-                     accuracy.class_subset(data_root / "test", profile.test_per_class,
-                                           subsets / f"test-{profile.test_per_class}pc"))
+            paths = accuracy.profile_data(profile, data_root, cifar_dir)
         print(f"{label}: start", flush=True)
         variant_dir = work_dir / "ablations" / slug(variant)
         if variant == RANDOM_INIT:

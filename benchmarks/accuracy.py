@@ -61,12 +61,12 @@ def shared_data_dir() -> Path:
 
 # CIFAR-10's; another dataset's (--dataset) is its sibling folder
 DEFAULT_DATA_ROOT = Path("~/.cache/solo-scaca/cifar10").expanduser()
+DEFAULT_WORK_DIR = Path("~/.cache/solo-scaca/benchmark-runs").expanduser()
 
 
 def results_folder(profile_name: str, dataset: str) -> str:
     """A suite's folder under the results: the profile's name (``-<dataset>`` beside CIFAR-10)."""
     return profile_name if dataset == "cifar10" else f"{profile_name}-{dataset}"
-DEFAULT_WORK_DIR = Path("~/.cache/solo-scaca/benchmark-runs").expanduser()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +258,18 @@ def class_subset(split_dir: Path, per_class: Optional[int], dest: Path) -> Path:
             (tmp / cls.name / f.name).symlink_to(f.resolve())
     tmp.rename(dest)
     return dest
+
+
+def profile_data(profile: Profile, data_root: Path, source: Path,
+                 dataset: str = "cifar10") -> Tuple[Path, Path]:
+    """The training and test folders of a profile: the dataset extracted once from ``source``
+    (``prepare_cifar``), then its per-class subsets (``class_subset``)."""
+    prepare_cifar(data_root, source, CHECKSUMS[dataset])
+    subsets = data_root / "subsets"
+    return (class_subset(data_root / "train", profile.train_per_class,
+                         subsets / f"train-{profile.train_per_class}pc"),
+            class_subset(data_root / "test", profile.test_per_class,
+                         subsets / f"test-{profile.test_per_class}pc"))
 
 
 # ------------------------------------------------------------------------------------- configs
@@ -494,11 +506,16 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         **metadata(),
         **(extra_fields or {}),
     }
-    run_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.rename(run_file)
+    write_run_file(run_file, result)
     return result
+
+
+def write_run_file(path: Path, result: Dict[str, Any]) -> None:
+    """Writes a run's result file whole or not at all (a temporary file, then a rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.rename(path)
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -745,12 +762,7 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
             if not torch.cuda.is_available():
                 print("[accuracy] warning: profile 'gpu' without a CUDA device will take many "
                       "hours", flush=True)
-        prepare_cifar(data_root, cifar_dir, CHECKSUMS[dataset])
-        subsets = data_root / "subsets"
-        train_path = class_subset(data_root / "train", profile.train_per_class,
-                                  subsets / f"train-{profile.train_per_class}pc")
-        test_path = class_subset(data_root / "test", profile.test_per_class,
-                                 subsets / f"test-{profile.test_per_class}pc")
+        train_path, test_path = profile_data(profile, data_root, cifar_dir, dataset)
         for i, (method, seed, run_file) in enumerate(pending, 1):
             print(f"[accuracy] run {i}/{len(pending)} ({profile_name}): {method} seed {seed}, "
                   f"{profile.epochs} epoch(s): start", flush=True)

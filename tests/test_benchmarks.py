@@ -314,3 +314,18 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
         with pytest.raises(SystemExit):
             accuracy.main(["--set", bad])
         assert needle in capsys.readouterr().err
+
+
+def test_cpu_profile_augmentation_reaches_the_composed_config(tmp_path):
+    """The cpu profile's milder augmentation (its ``extra`` overrides) is what the pretraining
+    config of both methods holds; everything else stays the shipped recipe."""
+    profile = accuracy.PROFILES["cpu"]
+    for method in accuracy.METHODS:
+        cfg = accuracy.pretrain_config(profile, method, 0, tmp_path / "train", tmp_path / "ckpt",
+                                       "image_folder")
+        aug = cfg.augmentations[0]
+        assert (aug.color_jitter.brightness, aug.color_jitter.contrast,
+                aug.color_jitter.saturation, aug.color_jitter.hue) == (0.4, 0.4, 0.4, 0.1)
+        assert aug.gaussian_blur.prob == 0.0 and aug.rrc.crop_min_scale == 0.3
+        assert aug.crop_size == profile.crop_size and aug.grayscale.prob == 0.2
+        assert cfg.method == method and cfg.max_epochs == profile.epochs

@@ -662,7 +662,10 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         "ignores the `ca_*` keys of `method_kwargs`): the plugin's pretraining command "
         "(`solo_scaca.cli.pretrain.pretrain`) on the shipped "
         "`scripts/pretrain/custom/swav_scaca.yaml` (ResNet-18, LARS, warmup_cosine, its "
-        f"augmentations), {profile.epochs} epochs, batch {profile.batch_size}, lr "
+        "augmentations"
+        + (", overridden by " + ", ".join(f"`{o}`" for o in profile.extra)
+           if profile.extra else "")
+        + f"), {profile.epochs} epochs, batch {profile.batch_size}, lr "
         f"{profile.lr} x batch/256, {profile.warmup_epochs} warm-up epoch(s), "
         f"{profile.num_prototypes} prototypes, queue {profile.queue_size} from epoch "
         f"{profile.epoch_queue_starts}, prototypes frozen (and the CA weight ramped up) for "
@@ -732,7 +735,9 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
         raise ValueError(f"{profile_dir / 'runs'} mixes run files of different settings")
     known = PROFILES.get(name)
     why = (known.why if known is not None and settings_of(known) == settings else
-           "settings of the run files (changed on the command line from the profile's).")
+           f"the settings recorded in the run files, which are not profile {name!r}'s current "
+           f"ones (changed on the command line, or an earlier version of the profile: see "
+           f"`settings` in the run files).")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
     return write_tables(name, Profile(why=why, **fields), profile_dir, runs)
 

@@ -215,7 +215,7 @@ def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path
                "say nothing about the add-on.\n\n") if stuck else ""
     text = warning + (
         f"One seed ({seed}) per variant: a difference smaller than the seed noise of the "
-        "accuracy table (std over 3 seeds, about 0.5-1 point here) is not a finding. Every "
+        "accuracy table (`accuracy.md`: std over its seeds) is not a finding. Every "
         f"variant is the `{profile_name}` accuracy profile (same data, resolution, epochs, "
         "batch, optimizer, evaluation) with the one `method_kwargs` override shown; "
         "`swav_scaca (default)` is prototype pairing, ca_weight 1, no partner term. "

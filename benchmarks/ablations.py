@@ -213,6 +213,10 @@ def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path
                f"plateau** (`plateau`: last-epoch SwAV loss within {accuracy.PLATEAU_NATS} of "
                "ln K, the loss of uniform predictions): they did not learn, and their differences "
                "say nothing about the add-on.\n\n") if stuck else ""
+    missing = [v for v in VARIANTS if v not in {r["variant"] for r in rows}]
+    if missing:
+        warning += (f"**Not run yet: {', '.join(f'`{v}`' for v in missing)}** (`python3 -m "
+                    f"benchmarks ablations --profile {profile_name}` resumes).\n\n")
     text = warning + (
         f"One seed ({seed}) per variant: a difference smaller than the seed noise of the "
         "accuracy table (`accuracy.md`: std over its seeds) is not a finding. Every "

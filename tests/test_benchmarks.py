@@ -242,6 +242,8 @@ def test_ablations_tiny(tiny_suite):
         self_run["knn20_top1"] - swav_run["knn20_top1"])
     init = json.loads((tiny_suite["dir"] / "ablation_runs" / "random_init.json").read_text())
     assert init["pretrain_steps"] == 0 and 0 <= init["knn20_top1"] <= 100
+    table = (tiny_suite["dir"] / "ablations.md").read_text()
+    assert "Not run yet: `ca_pairing=nn`, `ca_pairing=random`, `ca_weight=0.25`" in table
 
     before = {p: p.stat().st_mtime_ns for p in (tiny_suite["dir"] / "ablation_runs").iterdir()}
     result = subprocess.run([sys.executable, "-m", "benchmarks", "ablations", *common],

@@ -192,7 +192,9 @@ def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
     ax.set_yticks(ys, [r["variant"] for r in rows], fontsize=8)
     ax.set_xlabel("CIFAR-10 test top-1 (%)")
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
+    # outside the axes: inside, it covers the bottom row's bars
+    ax.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08 - 0.6 / len(rows)),
+              fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -462,6 +462,13 @@ def settings_of(profile: Profile) -> Dict[str, Any]:
             for k, v in dataclasses.asdict(profile).items() if k != "why"}
 
 
+def same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether run files of settings ``a`` and ``b`` belong in one table: every setting but the
+    seed list equal, so that a later ``--seeds`` adds runs to a suite instead of refusing it."""
+    return ({k: v for k, v in a.items() if k != "seeds"}
+            == {k: v for k, v in b.items() if k != "seeds"})
+
+
 def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_path: Path,
             test_path: Path, work_dir: Path, run_file: Path,
             extra_fields: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -731,10 +738,11 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
         return None
     name = runs[0]["profile"]
     settings = runs[0]["settings"]
-    if any(r["settings"] != settings for r in runs):
+    if any(not same_settings(r["settings"], settings) for r in runs):
         raise ValueError(f"{profile_dir / 'runs'} mixes run files of different settings")
+    settings = {**settings, "seeds": sorted({r["seed"] for r in runs})}
     known = PROFILES.get(name)
-    why = (known.why if known is not None and settings_of(known) == settings else
+    why = (known.why if known is not None and same_settings(settings_of(known), settings) else
            f"the settings recorded in the run files, which are not profile {name!r}'s current "
            f"ones (changed on the command line, or an earlier version of the profile: see "
            f"`settings` in the run files).")
@@ -751,21 +759,18 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
         work_dir = work_dir / dataset
     runs_dir = out_dir / "runs"
     settings = settings_of(profile)
-    todo = [(m, s) for s in profile.seeds for m in methods]
-    results = []
+    for run_file in sorted(runs_dir.glob("*.json")):  # every one goes into the tables
+        if not same_settings(json.loads(run_file.read_text()).get("settings", {}), settings):
+            raise SystemExit(
+                f"{run_file} was measured with other settings than profile "
+                f"{profile_name!r} has now: delete {runs_dir} (or pass another --out) to "
+                f"start the suite again")
     pending = []
-    for method, seed in todo:
+    for method, seed in [(m, s) for s in profile.seeds for m in methods]:
         run_file = runs_dir / f"{method}-seed{seed}.json"
         if run_file.exists():
-            done = json.loads(run_file.read_text())
-            if done.get("settings") != settings:
-                raise SystemExit(
-                    f"{run_file} was measured with other settings than profile "
-                    f"{profile_name!r} has now: delete {runs_dir} (or pass another --out) to "
-                    f"start the suite again")
             print(f"[accuracy] {method} seed {seed}: already done ({run_file}), skipped",
                   flush=True)
-            results.append(done)
         else:
             pending.append((method, seed, run_file))
     if pending:
@@ -785,8 +790,8 @@ def run_suite(profile_name: str, profile: Profile, out: Path, data_root: Path,
                   f"{result['wall_s']:.0f} s: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
                   f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
                   f"-> {run_file}", flush=True)
-            results.append(result)
-    paths = write_tables(profile_name, profile, out_dir, results)
+    # the tables of every run file in the folder: seeds of earlier invocations included
+    paths = rebuild_tables(out_dir)
     print(f"[accuracy] tables: {', '.join(str(p) for p in paths.values())}", flush=True)
     return paths
 

@@ -115,6 +115,32 @@ def test_changed_settings_refuse_to_mix(tiny_suite):
         bench_main([*tiny_suite["argv"], "--epochs", "2"])
 
 
+def test_runs_of_another_seed_list_join_the_tables(tiny_suite, tmp_path):
+    """A later ``--seeds`` adds to a folder's runs (the seed list is not a setting that splits
+    tables); any other changed setting still refuses to mix."""
+    runs = tmp_path / "tiny" / "runs"
+    runs.mkdir(parents=True)
+    for path in (tiny_suite["dir"] / "runs").glob("*.json"):
+        run = json.loads(path.read_text())
+        (runs / path.name).write_text(json.dumps(run))
+        # the same run file as if measured by a later `--seeds 1` (its numbers shifted)
+        later = {**run, "seed": 1, "settings": {**run["settings"], "seeds": [1]},
+                 "knn20_top1": run["knn20_top1"] + 1.0}
+        (runs / path.name.replace("seed0", "seed1")).write_text(json.dumps(later))
+    accuracy.rebuild_tables(runs.parent)
+    _, rows = _csv(runs.parent / "accuracy.csv")
+    knn20 = next(r for r in rows if r["metric"] == "kNN-20 top-1")
+    assert knn20["n_seeds"] == "2/2"
+    assert knn20["swav_std"] not in ("n/a", "") and float(knn20["swav_std"]) > 0
+    assert "seeds [0, 1]" in (runs.parent / "accuracy.md").read_text()
+
+    other = json.loads((runs / "swav-seed1.json").read_text())
+    other["settings"]["epochs"] += 1
+    (runs / "swav-seed1.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="mixes run files"):
+        accuracy.rebuild_tables(runs.parent)
+
+
 def test_report_writes_readme(tiny_suite):
     readme = tiny_suite["out"] / "README.md"
     readme.unlink(missing_ok=True)

@@ -99,7 +99,7 @@ def reusable_run(profile_dir: Path, variant: str, seed: int,
     if method is None or not path.exists():
         return None
     run = json.loads(path.read_text())
-    return run if run.get("settings") == settings else None
+    return run if accuracy.same_settings(run.get("settings", {}), settings) else None
 
 
 def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root: Path,
@@ -116,8 +116,8 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
         label = f"[ablations] {i}/{len(variants)} {variant}"
         if run_file.exists():
             done = json.loads(run_file.read_text())
-            if done.get("seed") != seed or done.get("base_settings", done.get("settings")) != \
-                    settings:
+            if done.get("seed") != seed or not accuracy.same_settings(
+                    done.get("base_settings", done.get("settings", {})), settings):
                 raise SystemExit(f"{run_file} was measured with other settings or seed: delete "
                                  f"{runs_dir} (or pass another --out) to start again")
             print(f"{label}: already done ({run_file}), skipped", flush=True)

@@ -74,6 +74,18 @@ def _ablations_rebuild(profile_dir: Path) -> None:
     ablations.rebuild_tables(profile_dir)
 
 
+def _controls(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import controls
+
+    controls.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _controls_rebuild(profile_dir: Path) -> None:
+    from benchmarks import controls
+
+    controls.rebuild_tables(profile_dir)
+
+
 # name -> benchmark. To add one: write benchmarks/<name>.py with a
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
@@ -84,6 +96,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
     "cam": Benchmark(_cam, "CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints"),
     "ablations": Benchmark(_ablations, "pairing mode, CA weight and partner term, one seed each",
                            _ablations_rebuild),
+    "controls": Benchmark(_controls, "swav_scaca against swav and the extra-loss control "
+                          "(ca_mask=uniform), with seeds and mechanism metrics, 8x8 map",
+                          _controls_rebuild),
 }
 
 

@@ -92,11 +92,12 @@ class Profile:
     linear_batch_size: int
     eval_batch_size: int
     extra: Tuple[str, ...] = ()     # further Hydra overrides, same for both methods
+    backbone: str = "resnet18"      # the host's backbone.name
 
     def pretrain_overrides(self) -> List[str]:
         """Hydra overrides of the shipped custom-dataset config (before data paths and seed)."""
         return [
-            "backbone.name=resnet18",
+            f"backbone.name={self.backbone}",
             f"augmentations.0.crop_size={self.crop_size}",
             f"optimizer.batch_size={self.batch_size}",
             f"optimizer.lr={self.lr}",
@@ -410,18 +411,25 @@ def evaluate(ckpt: str, profile: Profile, train_path: Path, test_path: Path,
 PLATEAU_NATS = 0.05
 
 
-def swav_loss_curve(ckpt_dir: Path) -> List[float]:
-    """The SwAV loss of every epoch, from the ``metrics.csv`` Lightning's CSV logger wrote
-    under ``ckpt_dir`` (empty when there is none)."""
+def metric_curve(ckpt_dir: Path, key: str = "train_swav_loss_epoch") -> List[float]:
+    """A logged metric per epoch (default the SwAV loss), from the ``metrics.csv`` files
+    Lightning's CSV logger wrote under ``ckpt_dir`` (a resumed run writes another one; the
+    latest value of an epoch wins); empty when there is none."""
     import csv
 
-    losses: Dict[int, float] = {}
-    for path in sorted(Path(ckpt_dir).rglob("metrics.csv")):
+    values: Dict[int, float] = {}
+    paths = sorted(Path(ckpt_dir).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    for path in paths:
         with path.open() as f:
             for row in csv.DictReader(f):
-                if row.get("train_swav_loss_epoch"):
-                    losses[int(row["epoch"])] = float(row["train_swav_loss_epoch"])
-    return [losses[e] for e in sorted(losses)]
+                if row.get(key):
+                    values[int(row["epoch"])] = float(row[key])
+    return [values[e] for e in sorted(values)]
+
+
+def swav_loss_curve(ckpt_dir: Path) -> List[float]:
+    """The SwAV loss of every epoch (``metric_curve``'s default)."""
+    return metric_curve(ckpt_dir)
 
 
 def learning_check(curve: List[float], num_prototypes: int) -> Dict[str, Any]:
@@ -462,18 +470,28 @@ def settings_of(profile: Profile) -> Dict[str, Any]:
             for k, v in dataclasses.asdict(profile).items() if k != "why"}
 
 
+# fields added to Profile later, with the value that run files written before them had
+LATER_FIELDS = {f.name: f.default for f in dataclasses.fields(Profile)
+                if f.default is not dataclasses.MISSING and f.name != "extra"}
+
+
 def same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     """Whether run files of settings ``a`` and ``b`` belong in one table: every setting but the
     seed list equal, so that a later ``--seeds`` adds runs to a suite instead of refusing it."""
-    return ({k: v for k, v in a.items() if k != "seeds"}
-            == {k: v for k, v in b.items() if k != "seeds"})
+    return ({k: v for k, v in {**LATER_FIELDS, **a}.items() if k != "seeds"}
+            == {k: v for k, v in {**LATER_FIELDS, **b}.items() if k != "seeds"})
 
 
 def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_path: Path,
             test_path: Path, work_dir: Path, run_file: Path,
-            extra_fields: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+            extra_fields: Optional[Dict[str, Any]] = None, resume: bool = False,
+            curves: Sequence[str] = ()) -> Dict[str, Any]:
     """Pretrains one (method, seed) through the plugin's pretraining command, evaluates it and
-    writes its result file (with ``extra_fields`` added, e.g. another benchmark's name)."""
+    writes its result file (with ``extra_fields`` added, e.g. another benchmark's name).
+
+    ``resume``: an interrupted pretraining continues from its last epoch checkpoint (the host's
+    AutoResumer) instead of starting again. ``curves``: further logged metrics whose per-epoch
+    values go into the result file (``<metric>_per_epoch``)."""
     import torch
 
     from solo_scaca.cli.pretrain import pretrain
@@ -487,8 +505,14 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
                   "loader instead", flush=True)
             data_format = "image_folder"
     ckpt_dir = work_dir / profile_name / f"{method}-seed{seed}"
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # an unfinished run starts again
+    if not resume:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # an unfinished run starts again
     cfg = pretrain_config(profile, method, seed, train_path, ckpt_dir, data_format)
+    if resume:  # across sessions too: any age of checkpoint of this run's folder
+        from omegaconf import OmegaConf
+
+        OmegaConf.update(cfg, "auto_resume", {"enabled": True, "max_hours": 24 * 365},
+                         force_add=True)
     label = f"{method} seed {seed}"
     start = time.time()
     watcher = EpochWatcher(ckpt_dir, label, profile.epochs, start)
@@ -500,6 +524,9 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         watcher.join()
     watcher.poll()
     pretrain_s = time.time() - start
+    if resume and (ckpt is None or not Path(ckpt).exists()):  # resumed after its last epoch
+        done = sorted(ckpt_dir.rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+        ckpt = str(done[-1]) if done else None
     if ckpt is None or not Path(ckpt).exists():
         raise RuntimeError(f"{label}: the pretraining wrote no checkpoint under {ckpt_dir}")
     print(f"[accuracy] {label}: pretrained in {pretrain_s:.0f} s, evaluating", flush=True)
@@ -513,6 +540,7 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         **accuracies,
         "pretrain_s": pretrain_s, "eval_s": eval_s, "wall_s": pretrain_s + eval_s,
         "swav_loss_per_epoch": swav_loss_curve(ckpt_dir),
+        **{f"{key}_per_epoch": metric_curve(ckpt_dir, f"{key}_epoch") for key in curves},
         # the host's loader drops the last incomplete batch
         "pretrain_steps": steps, "s_per_step": pretrain_s / max(1, steps),
         "checkpoint": str(ckpt), "data_format": data_format, "device": device,

@@ -16,9 +16,15 @@ from solo.methods.swav import SwAV
 from solo.utils.misc import concat_all_gather_no_grad, get_rank, omegaconf_select
 from solo.utils.misc import gather as all_gather_with_grad
 
-from solo_scaca.cross_attention import SpatialCrossAttention
+from solo_scaca.cross_attention import (
+    KEY_MODES,
+    MASK_MODES,
+    RESPONSE_MODES,
+    SpatialCrossAttention,
+)
 from solo_scaca.losses import swav_scaca_loss_func
-from solo_scaca.pairing import PAIRING_MODES, select_partners
+from solo_scaca.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
+from solo_scaca.pairing import PAIRING_MODES, random_partners, select_partners
 from solo_scaca.spatial_maps import SpatialMapHook, check_backbone
 
 CA_KEYS = (
@@ -30,7 +36,17 @@ CA_KEYS = (
     "ca_partner_weight",
     "ca_warmup_epochs",
     "ca_gather_partners",
+    "ca_mask",
+    "ca_keys",
+    "ca_response",
 )
+# string-valued CA keys: default and allowed values
+CA_CHOICES = {
+    "ca_pairing": ("prototype", PAIRING_MODES),
+    "ca_mask": ("cross", MASK_MODES),
+    "ca_keys": ("learned", KEY_MODES),
+    "ca_response": ("logsumexp", RESPONSE_MODES),
+}
 
 
 def _check_number(cfg: omegaconf.DictConfig, key: str, low: float, strict: bool, integer: bool):
@@ -64,6 +80,12 @@ class SwAVSCACA(SwAV):
                 ca_warmup_epochs (float): epochs of the linear ramp of ca_weight from 0.
                 ca_gather_partners (bool): pick partners from the batches of all processes
                     (DDP) instead of the local batch.
+                ca_mask (str): cross (the cross-attention mask) or uniform (1/HW: the
+                    extra-loss control, L = (1 + ca_weight) L_swav without multi-crop).
+                ca_keys (str): learned (phi_q, phi_k) or features (the backbone's own map,
+                    L2-normalised: the raw spatial cross-correlation).
+                ca_response (str): logsumexp (soft max over the partner's locations), mean,
+                    or contrast (response to the partner minus that to a random image).
         """
         super().__init__(cfg)
         kwargs = cfg.method_kwargs
@@ -82,6 +104,9 @@ class SwAVSCACA(SwAV):
                 ca_dim=kwargs.ca_dim,
                 attn_temperature=kwargs.ca_attn_temperature,
                 mask_temperature=kwargs.ca_mask_temperature,
+                mask=kwargs.ca_mask,
+                keys=kwargs.ca_keys,
+                response=kwargs.ca_response,
             )
             if self.ca_weight > 0
             else None
@@ -110,7 +135,12 @@ class SwAVSCACA(SwAV):
         check_backbone(cfg.backbone.name)
 
         kwargs = cfg.method_kwargs
-        kwargs.ca_pairing = omegaconf_select(cfg, "method_kwargs.ca_pairing", "prototype")
+        for key, (default, allowed) in CA_CHOICES.items():
+            kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
+            if kwargs[key] not in allowed:
+                raise ValueError(
+                    f"method_kwargs.{key}={kwargs[key]!r} is invalid: allowed values are {allowed}"
+                )
         kwargs.ca_weight = omegaconf_select(cfg, "method_kwargs.ca_weight", 1.0)
         kwargs.ca_dim = omegaconf_select(cfg, "method_kwargs.ca_dim", 128)
         kwargs.ca_attn_temperature = omegaconf_select(
@@ -132,11 +162,6 @@ class SwAVSCACA(SwAV):
             raise ValueError(
                 f"method_kwargs.ca_gather_partners={kwargs.ca_gather_partners!r} is invalid: "
                 "allowed values are True and False"
-            )
-        if kwargs.ca_pairing not in PAIRING_MODES:
-            raise ValueError(
-                f"method_kwargs.ca_pairing={kwargs.ca_pairing!r} is invalid: "
-                f"allowed values are {PAIRING_MODES}"
             )
         _check_number(cfg, "ca_weight", 0, strict=False, integer=False)
         _check_number(cfg, "ca_dim", 0, strict=True, integer=True)
@@ -203,6 +228,28 @@ class SwAVSCACA(SwAV):
             epoch += batch_idx / batches
         return min(1.0, epoch / self.ca_warmup_epochs)
 
+    @torch.no_grad()
+    def log_mechanism_metrics(
+        self,
+        masks: List[torch.Tensor],
+        probe_masks: List[torch.Tensor],
+        codes: List[torch.Tensor],
+        partner_codes: List[torch.Tensor],
+        labels: Optional[torch.Tensor],
+        partner_labels: Optional[List[torch.Tensor]],
+    ) -> None:
+        """Logs whether the mask attends and depends on the partner (METHOD.md section 8) as
+        ``train_ca_*``; the same-class share only where the batch's labels are real."""
+        same_prototype = torch.stack([
+            same_share(q.argmax(dim=1), p.argmax(dim=1)) for q, p in zip(codes, partner_codes)
+        ]).mean()
+        same_class = None
+        if labels_are_real(labels) and all(labels_are_real(p) for p in partner_labels or [None]):
+            same_class = torch.stack([same_share(labels, p) for p in partner_labels]).mean()
+        metrics = mechanism_metrics(masks, probe_masks, same_prototype, same_class)
+        for name, value in metrics.items():
+            self.log(f"train_{name}", value, on_epoch=True, sync_dist=True)
+
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """SwAV's training step (unchanged) plus ``lambda * L_ca`` on the large crops.
 
@@ -216,26 +263,45 @@ class SwAVSCACA(SwAV):
         fmaps = [out["fmap"] for out in outs]
         if self.ca_head is None:
             return loss
-        if fmaps[0].size(0) < 2 and self.ca_pairing != "self":
+        if fmaps[0].size(0) < 2 and (
+            self.ca_pairing != "self" or self.ca_head.response == "contrast"
+        ):
             rank_zero_warn(
                 f"swav_scaca: a batch of {fmaps[0].size(0)} image cannot be paired "
-                f"(ca_pairing={self.ca_pairing!r}); the CA term is skipped for this step"
+                f"(ca_pairing={self.ca_pairing!r}, ca_response={self.ca_head.response!r}); "
+                "the CA term is skipped for this step"
             )
             return loss
 
         z = [out["z"] for out in outs]
-        candidate_codes, candidate_z, offset, gather = codes, z, 0, None
+        labels = batch[-1] if torch.is_tensor(batch[-1]) else None
+        candidate_codes, candidate_z, candidate_labels = codes, z, labels
+        offset, gather = 0, None
         if self.ca_gather_partners and get_world_size() > 1:
             candidate_codes = [concat_all_gather_no_grad(q) for q in codes]
             candidate_z = [concat_all_gather_no_grad(v) for v in z]
+            candidate_labels = None if labels is None else concat_all_gather_no_grad(labels)
             offset, gather = get_rank() * len(fmaps[0]), all_gather_with_grad
         partners = select_partners(
             self.ca_pairing, codes, z, candidate_codes, candidate_z, offset
         )
-        masked_feats, _ = self.ca_head(fmaps, partners, gather)
-        masked_feats = [self.spatial_map.feature_head(f) for f in masked_feats]
+        # a random other image per view: the negatives of ca_response=contrast, and the probe
+        # partners of the partner-sensitivity metric (a second, independent draw)
+        batch_size, num_candidates = len(fmaps[0]), len(candidate_codes[0])
+        randoms = [
+            [(v, random_partners(batch_size, num_candidates, fmaps[0].device, offset))
+             for v in range(len(fmaps))]
+            for _ in range(2)
+        ] if num_candidates > 1 else [None, None]
+        negatives = randoms[0] if self.ca_head.response == "contrast" else None
+        ca = self.ca_head(fmaps, partners, gather, negatives=negatives, probes=randoms[1])
+        masked_feats = [self.spatial_map.feature_head(f) for f in ca.feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
         partner_codes = [candidate_codes[view][index] for view, index in partners]
+        partner_labels = (None if candidate_labels is None else
+                          [candidate_labels[index] for _, index in partners])
+        self.log_mechanism_metrics(ca.masks, ca.probe_masks, codes, partner_codes, labels,
+                                   partner_labels)
         ca_loss = swav_scaca_loss_func(
             masked_preds, codes, self.temperature, partner_codes, self.ca_partner_weight
         )

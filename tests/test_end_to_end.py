@@ -2,6 +2,7 @@
 through the host's unmodified main_pretrain.py, removal of the add-on, the host's linear
 evaluator and the k-NN evaluator."""
 
+import math
 import re
 import subprocess
 import sys
@@ -132,3 +133,42 @@ def test_host_main_pretrain_runs_swav_scaca_unmodified(toy_data, tmp_path):
     assert len(ckpts) == 1, log[-3000:]
     state = torch.load(ckpts[0], map_location="cpu")["state_dict"]
     assert any(k.startswith("ca_head.") for k in state)
+
+
+def test_the_mechanism_metrics_are_in_the_metrics_csv_of_the_toy_run(pretrained):
+    import csv
+
+    out = pretrained.parents[3]
+    files = list(out.rglob("metrics.csv"))
+    assert len(files) == 1, files
+    rows = list(csv.DictReader(files[0].open()))
+    for name in ("train_ca_mask_entropy", "train_ca_mask_peak", "train_ca_partner_sensitivity",
+                 "train_ca_partner_same_prototype", "train_ca_partner_same_class"):
+        epochs = {int(r["epoch"]): float(r[f"{name}_epoch"]) for r in rows if r.get(f"{name}_epoch")}
+        assert sorted(epochs) == [0, 1], name
+        assert all(math.isfinite(v) for v in epochs.values()), name
+    entropy = [float(r["train_ca_mask_entropy_epoch"]) for r in rows
+               if r.get("train_ca_mask_entropy_epoch")]
+    assert all(0 < v <= 1 for v in entropy)
+
+
+@pytest.mark.parametrize("variant", ["method_kwargs.ca_mask=uniform",
+                                     "method_kwargs.ca_keys=features"])
+@pytest.mark.parametrize("entry", ["plugin", "host"])
+def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
+        variant, entry, toy_data, tmp_path):
+    if entry == "host":
+        main_pretrain = host_checkout() / "main_pretrain.py"
+        if not main_pretrain.exists():
+            pytest.skip(f"no solo-learn checkout at {main_pretrain.parent} (set SOLO_LEARN_ROOT)")
+        cmd = [sys.executable, str(main_pretrain)]
+    else:
+        cmd = ["solo-scaca-pretrain"]
+    log = _run([*cmd, *_small_run(toy_data, tmp_path / "m", 1), variant, *CPU], cwd=tmp_path)
+    ckpts = list((tmp_path / "m" / "swav_scaca").glob("*/*-ep=0.ckpt"))
+    assert len(ckpts) == 1, log[-3000:]
+    args = (ckpts[0].parent / "args.json").read_text()
+    key, value = variant.split(".", 1)[1].split("=")
+    assert f'"{key}": "{value}"' in args
+    state = torch.load(ckpts[0], map_location="cpu")["state_dict"]
+    assert not any(k.startswith("ca_head.") for k in state)  # neither variant learns phi_q/phi_k

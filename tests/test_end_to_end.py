@@ -172,3 +172,30 @@ def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
     assert f'"{key}": "{value}"' in args
     state = torch.load(ckpts[0], map_location="cpu")["state_dict"]
     assert not any(k.startswith("ca_head.") for k in state)  # neither variant learns phi_q/phi_k
+
+
+def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tmp_path):
+    from solo_scaca.cli.masks import image_files, main as masks_main
+    from solo_scaca.mask_view import batch_masks, load_method
+
+    out = tmp_path / "masks.png"
+    masks_main(["--ckpt", str(pretrained), "--images", str(toy_data / "val"), "--out", str(out),
+                "--n", "3", "--batch", "12"])
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+
+    files = image_files(toy_data / "val", 12)
+    assert len({f.parent for f in files}) == 10  # classes interleaved, not the first folder
+    model = load_method(pretrained)
+    images = torch.randn(6, 3, 64, 64)
+    result = batch_masks(model, images)
+    assert result.masks.shape[0] == 6 and torch.all(result.partners != torch.arange(6))
+    torch.testing.assert_close(result.masks.flatten(1).sum(1), torch.ones(6))
+    again = batch_masks(model, images)
+    assert torch.equal(again.partners, result.partners) and torch.equal(again.masks, result.masks)
+
+    exported = tmp_path / "backbone.ckpt"
+    export_main([str(pretrained), str(exported)])
+    with pytest.raises(ValueError, match="not an exported backbone"):
+        load_method(exported)
+    with pytest.raises(ValueError, match="cannot be paired"):
+        batch_masks(model, images[:1])

@@ -1,0 +1,112 @@
+"""``solo-scaca-masks``: what a swav_scaca checkpoint attends to. Rows of (image, the partner its
+own pairing chose from the batch, the mask upsampled over the image)."""
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torchvision import transforms
+
+from solo_scaca.export import read_pretrain_args
+from solo_scaca.mask_view import batch_masks, load_method
+from solo_scaca.mechanism_metrics import mask_entropy, mask_peak
+
+SCALE = 3.0  # colour scale of the mask x HW: 0 (blue) to 3x uniform (red); uniform is 1
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def image_files(root: Path, count: int) -> List[Path]:
+    """Up to ``count`` images of ``root``, taken in turn from each sub-folder (class), so that
+    a batch mixes classes as a shuffled training batch does."""
+    groups = defaultdict(list)
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in EXTENSIONS:
+            groups[path.parent].append(path)
+    if not groups:
+        raise FileNotFoundError(f"no images ({', '.join(EXTENSIONS)}) under {root}")
+    files, queues = [], [list(v) for _, v in sorted(groups.items())]
+    while len(files) < count and any(queues):
+        for queue in queues:
+            if queue and len(files) < count:
+                files.append(queue.pop(0))
+    return files
+
+
+def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows: int,
+         out: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = images.shape[-2:]
+    # in units of the uniform mask, on one fixed scale: a near-uniform mask looks flat
+    relative = masks * masks[0].numel()
+    up = F.interpolate(relative[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    fig, axes = plt.subplots(rows, 3, figsize=(6, 2 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        j = int(partners[r])
+        mask = masks[r : r + 1]
+        for ax, picture, label in (
+            (axes[r, 0], images[r], f"image {r}"),
+            (axes[r, 1], images[j], f"partner {j}"),
+            (axes[r, 2], images[r], f"mask: entropy {mask_entropy(mask):.2f}, "
+                                    f"peak {mask_peak(mask):.1f}"),
+        ):
+            ax.imshow(picture.permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(label, fontsize=7)
+            ax.axis("off")
+        axes[r, 2].imshow(up[r].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ckpt", required=True, help="a swav_scaca pretraining checkpoint")
+    parser.add_argument("--images", required=True, type=Path,
+                        help="a folder of images (an ImageFolder: classes are interleaved)")
+    parser.add_argument("--out", required=True, type=Path, help="the PNG to write")
+    parser.add_argument("--n", type=int, default=8, help="rows to draw")
+    parser.add_argument("--batch", type=int, default=64,
+                        help="images the partners are chosen from (a training batch)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="default: the checkpoint's crop size")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.batch < max(2, args.n):
+        parser.error(f"--n={args.n} and --batch={args.batch}: need 1 <= n <= batch, batch >= 2")
+
+    model = load_method(args.ckpt)
+    cfg = read_pretrain_args(args.ckpt)
+    size = args.image_size or cfg["augmentations"][0]["crop_size"]
+    resize = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
+                                 transforms.ToTensor()])
+    files = image_files(args.images, args.batch)
+    if len(files) < 2:
+        parser.error(f"{args.images} has {len(files)} image: at least 2 are needed to pair")
+    images = torch.stack([resize(Image.open(f).convert("RGB")) for f in files])
+    normalize = transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    result = batch_masks(model, normalize(images), args.seed)
+    kwargs = cfg["method_kwargs"]
+    title = (f"{Path(args.ckpt).name}\nca_pairing={kwargs.get('ca_pairing')}, "
+             f"ca_mask={kwargs.get('ca_mask', 'cross')}, ca_keys={kwargs.get('ca_keys', 'learned')}, "
+             f"ca_response={kwargs.get('ca_response', 'logsumexp')}\nbatch of {len(files)}, "
+             f"mean entropy {mask_entropy(result.masks):.3f}; colours: mask x HW from 0 to "
+             f"{SCALE:g} (uniform = 1)")
+    out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title)
+    print(f"masks of {min(args.n, len(files))} images -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The masks a trained swav_scaca checkpoint draws: its own pairing and cross-attention applied
+to a batch of images (for pictures and checks; training does the same inside its step)."""
+
+from pathlib import Path
+from typing import NamedTuple, Union
+
+import torch
+from omegaconf import OmegaConf
+from solo.utils.sinkhorn_knopp import SinkhornKnopp
+
+from solo_scaca.export import read_pretrain_args
+from solo_scaca.pairing import random_partners, select_partners
+from solo_scaca.swav_scaca import SwAVSCACA
+
+
+class BatchMasks(NamedTuple):
+    partners: torch.Tensor  # B: index of each image's partner in the batch
+    masks: torch.Tensor  # B x H x W, each a distribution over the image's locations
+
+
+def load_method(ckpt_path: Union[str, Path]) -> SwAVSCACA:
+    """The whole swav_scaca model of a pretraining checkpoint (add-on included), in eval mode."""
+    args = read_pretrain_args(ckpt_path)
+    if args.get("method") != "swav_scaca":
+        raise ValueError(f"{ckpt_path} is a {args.get('method')!r} checkpoint: masks need a "
+                         "swav_scaca one (with its add-on)")
+    if args["method_kwargs"].get("ca_weight", 1.0) <= 0:
+        raise ValueError(f"{ckpt_path} was trained with ca_weight=0: it has no add-on")
+    model = SwAVSCACA(OmegaConf.create(args))
+    state = torch.load(ckpt_path, map_location="cpu")["state_dict"]
+    missing, unexpected = model.load_state_dict(
+        {k: v for k, v in state.items() if k != "queue"}, strict=False
+    )
+    if missing or unexpected:
+        raise ValueError(
+            f"{ckpt_path} does not hold a whole swav_scaca model (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}): pass the checkpoint the pretraining wrote, not an "
+            "exported backbone"
+        )
+    return model.eval()
+
+
+@torch.no_grad()
+def batch_masks(model: SwAVSCACA, images: torch.Tensor, seed: int = 0) -> BatchMasks:
+    """Each image's partner, chosen by the model's own pairing from the batch (Sinkhorn codes
+    of the batch, as in training), and the mask of the image given that partner."""
+    if images.size(0) < 2:
+        raise ValueError(f"a batch of {images.size(0)} image cannot be paired: pass at least 2")
+    out = model(images)
+    codes = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)(out["p"])
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)  # random pairing and contrast negatives: the same every call
+    try:
+        # two identical views: "self" pairs an image with itself, every other mode within view 0
+        views = [out["fmap"], out["fmap"]]
+        partners = select_partners(model.ca_pairing, [codes, codes], [out["z"], out["z"]])
+        negatives = [(v, random_partners(len(images), len(images), images.device))
+                     for v in range(2)]
+        ca = model.ca_head(views, partners, negatives=negatives)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return BatchMasks(partners[0][1], ca.masks[0])

@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 from solo.args.linear import parse_cfg
-from solo.data.classification_dataloader import prepare_data
 from solo.methods.linear import LinearModel
 from solo.utils.misc import make_contiguous
 from timm.data.mixup import Mixup
@@ -28,6 +27,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
+from solo_scaca.data.cifar_folders import classification_loaders
 from solo_scaca.export import build_backbone
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
@@ -82,10 +82,10 @@ def _loss_and_mixup(cfg: DictConfig) -> Tuple[nn.Module, Optional[Mixup]]:
 def _data(cfg: DictConfig) -> dict:
     """``trainer.fit`` keyword arguments for the data: the host's torchvision loaders, or its
     DALI data module for training with the torchvision validation loader."""
-    train_loader, val_loader = prepare_data(
+    train_loader, val_loader = classification_loaders(
         cfg.data.dataset,
-        train_data_path=cfg.data.train_path,
-        val_data_path=cfg.data.val_path,
+        cfg.data.train_path,
+        cfg.data.val_path,
         data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
         batch_size=cfg.optimizer.batch_size,
         num_workers=cfg.data.num_workers,

@@ -16,7 +16,6 @@ import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 from solo.args.pretrain import parse_cfg
-from solo.data.classification_dataloader import prepare_data as prepare_data_classification
 from solo.data.pretrain_dataloader import (
     FullTransformPipeline,
     NCropAugmentation,
@@ -29,6 +28,7 @@ from solo.utils.misc import make_contiguous
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
+from solo_scaca.data.cifar_folders import classification_loaders, loading_name
 from solo_scaca.data.named_errors import name_unreadable_images
 
 
@@ -37,10 +37,10 @@ def _val_loader(cfg: DictConfig):
     if cfg.data.val_path is None or (cfg.data.dataset == "custom" and cfg.data.no_labels):
         return None
     val_format = "image_folder" if cfg.data.format == "dali" else cfg.data.format
-    _, val_loader = prepare_data_classification(
+    _, val_loader = classification_loaders(
         cfg.data.dataset,
-        train_data_path=cfg.data.train_path,
-        val_data_path=cfg.data.val_path,
+        cfg.data.train_path,
+        cfg.data.val_path,
         data_format=val_format,
         batch_size=cfg.optimizer.batch_size,
         num_workers=cfg.data.num_workers,
@@ -81,7 +81,7 @@ def _train_data(cfg: DictConfig) -> dict:
             datamodule.val_dataloader = lambda: val_loader
         return {"datamodule": datamodule}
     dataset = name_unreadable_images(prepare_datasets(
-        cfg.data.dataset,
+        loading_name(cfg.data.dataset, cfg.data.train_path),
         transform,
         train_data_path=cfg.data.train_path,
         data_format=cfg.data.format,

@@ -73,6 +73,21 @@ PROFILES: Dict[str, accuracy.Profile] = {
         num_workers=2, linear_epochs=100, linear_batch_size=256, eval_batch_size=256,
         extra=SPATIAL_AUGMENTATION, backbone="wide_resnet28w2",
     ),
+    # one H200, the whole campaign in one device call of at most 9 minutes (an estimate: not
+    # run here, no GPU lent yet): the 11 runs side by side as separate processes on the one GPU
+    # (--jobs 11), each ~4 GB of GPU memory. Full CIFAR-10, 5 epochs of 195 steps of 256.
+    "gpu": accuracy.Profile(
+        why=("The cpu profile's spatial setting (`wide_resnet28w2` at 32 px, 8x8 map, the same "
+             "augmentation, prototypes and schedule shape) on the whole CIFAR-10 training "
+             "split: 5 epochs of 195 steps of 256 images, lr 0.15 x 256/256, mixed precision. "
+             "The runs go side by side (`--jobs 11`) on one GPU so that the campaign fits one "
+             "9-minute device call (estimated, not measured when written)."),
+        seeds=(0, 1, 2), epochs=5, train_per_class=None, test_per_class=None, crop_size=32,
+        batch_size=256, lr=0.15, warmup_epochs=1, num_prototypes=100, queue_size=0,
+        epoch_queue_starts=0, freeze_prototypes_epochs=1, data_format="image_folder",
+        num_workers=1, linear_epochs=30, linear_batch_size=1024, eval_batch_size=1024,
+        extra=(*SPATIAL_AUGMENTATION, "precision=16-mixed"), backbone="wide_resnet28w2",
+    ),
     # CI: the code path only
     "tiny": accuracy.Profile(
         why="CI check of the code path only: the numbers mean nothing.",
@@ -101,10 +116,39 @@ def run_file_of(runs_dir: Path, variant: str, seed: int) -> Path:
     return runs_dir / f"{slug(variant)}-seed{seed}.json"
 
 
+def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str],
+                 log_dir: Path) -> None:
+    """Runs each (variant, seed) as its own process (``--only``), ``jobs`` at a time: side by
+    side on one GPU. Each writes its own result file; a failed run is said, not fatal."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    def one(pair: Tuple[str, int]) -> Tuple[str, int, int, Path]:
+        variant, seed = pair
+        log = log_dir / f"{slug(variant)}-seed{seed}.log"
+        with log.open("w") as f:
+            rc = subprocess.run([sys.executable, "-m", "benchmarks.controls", *child_argv,
+                                 "--only", f"{variant}@{seed}", "--no-tables"],
+                                stdout=f, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).resolve().parent.parent).returncode
+        return variant, seed, rc, log
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for variant, seed, rc, log in pool.map(one, pending):
+            state = "done" if rc == 0 else f"FAILED (exit {rc}), see {log}"
+            print(f"[controls] {variant} seed {seed}: {state}", flush=True)
+
+
 def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root: Path,
               cifar_dir: Path, work_dir: Path, variants: Sequence[str],
-              seeds: Optional[int] = None) -> Dict[str, Path]:
-    """Runs the missing (variant, seed) pairs, then writes the tables."""
+              seeds: Optional[int] = None, only: Sequence[Tuple[str, int]] = (),
+              jobs: int = 1, child_argv: Sequence[str] = (),
+              tables: bool = True) -> Optional[Dict[str, Path]]:
+    """Runs the missing (variant, seed) pairs (``only``: just these), ``jobs`` processes at a
+    time, then writes the tables."""
     profile_dir = out / profile_name
     runs_dir = profile_dir / RUNS_DIR
     settings = accuracy.settings_of(profile)
@@ -113,18 +157,23 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
             raise SystemExit(f"{path} was measured with other settings than profile "
                              f"{profile_name!r} has now: delete {runs_dir} (or pass another "
                              "--out) to start again")
-    pending = [(v, s) for v, s in plan(profile, variants, seeds)
+    pending = [(v, s) for v, s in (list(only) or plan(profile, variants, seeds))
                if not run_file_of(runs_dir, v, s).exists()]
     random_file = runs_dir / f"{slug(RANDOM_INIT)}-seed{profile.seeds[0]}.json"
     paths = None
     if pending or not random_file.exists():
         paths = accuracy.profile_data(profile, data_root, cifar_dir)
-    if not random_file.exists():
+    if not random_file.exists() and not only:
         print("[controls] random init: evaluating", flush=True)
         result = run_random_init(profile_name, profile, profile.seeds[0], *paths,
                                  work_dir / "random-init", random_file)
         accuracy.write_run_file(random_file, {**result, "benchmark": "controls",
                                               "variant": RANDOM_INIT, "base_settings": settings})
+    if jobs > 1 and len(pending) > 1:
+        print(f"[controls] {len(pending)} runs, {jobs} at a time as separate processes",
+              flush=True)
+        run_parallel(pending, jobs, list(child_argv), work_dir / "logs")
+        pending = []
     for i, (variant, seed) in enumerate(pending, 1):
         method, overrides, _ = VARIANTS[variant]
         print(f"[controls] {i}/{len(pending)} {variant} seed {seed}: start", flush=True)
@@ -138,7 +187,7 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
         print(f"[controls] {variant} seed {seed}: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
               f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
               f"({result['wall_s']:.0f} s)", flush=True)
-    return write_tables(profile_dir)
+    return write_tables(profile_dir) if tables else None
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -351,13 +400,32 @@ def main(argv=None) -> Dict[str, Path]:
     parser.add_argument("--work-dir", type=Path,
                         default=accuracy.DEFAULT_WORK_DIR / "controls",
                         help="where the pretraining checkpoints go (outside the repository)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs side by side as separate processes (one GPU: the gpu "
+                             "profile's campaign uses 11)")
+    parser.add_argument("--only", action="append", default=[], metavar="VARIANT@SEED",
+                        help="run just this pair (repeat); used by --jobs")
+    parser.add_argument("--no-tables", action="store_true", help="do not write the tables")
     args = parser.parse_args(argv)
+    only = []
+    for item in args.only:
+        variant, sep, seed = item.rpartition("@")
+        if not sep or variant not in VARIANTS or not seed.isdigit():
+            parser.error(f"--only takes VARIANT@SEED with VARIANT one of {list(VARIANTS)}, "
+                         f"got {item!r}")
+        only.append((variant, int(seed)))
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs}: allowed values are integers >= 1")
     profile = PROFILES[args.profile]
     for item in args.set:
         profile = dataclasses.replace(profile, **accuracy.parse_field(parser, profile, item))
     cifar_dir = args.cifar_dir or accuracy.shared_data_dir() / "cifar10"
+    child_argv = ["--profile", args.profile, "--out", str(args.out),
+                  "--data-root", str(args.data_root), "--cifar-dir", str(cifar_dir),
+                  "--work-dir", str(args.work_dir), *(f"--set={i}" for i in args.set)]
     return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), args.variants, args.seeds)
+                     args.work_dir.expanduser(), args.variants, args.seeds, only, args.jobs,
+                     child_argv, not args.no_tables)
 
 
 if __name__ == "__main__":

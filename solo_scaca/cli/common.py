@@ -51,7 +51,7 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
     wandb, the Trainer settings found in ``cfg``, DDP without unused parameters).
 
     Returns:
-        the path of the last checkpoint the host's Checkpointer wrote, if any.
+        the path of the last checkpoint the host's Checkpointer wrote in this call, if any.
     """
     ckpt_path, wandb_run_id = resume_path(cfg, run_dir)
     callbacks, logger, checkpointer = [], None, None
@@ -88,4 +88,6 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
         else cfg.strategy,
     )
     Trainer(**trainer_kwargs).fit(model, ckpt_path=ckpt_path, **data)
-    return None if checkpointer is None else str(checkpointer.last_ckpt)
+    # a run resumed after its last epoch trains nothing, and the Checkpointer writes nothing
+    last = getattr(checkpointer, "last_ckpt", None)
+    return None if last is None else str(last)

@@ -1,0 +1,99 @@
+"""The controls campaign (``python3 -m benchmarks controls``) end to end on the tiny profile:
+variants side by side as processes, t-tests, mechanism metrics, resume, the gpu profile's
+configs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import accuracy, controls
+from benchmarks.__main__ import main as bench_main
+from tests.test_benchmarks import REPO, _cifar_dir, _csv
+
+VARIANTS = ["swav", "swav_scaca (default)", "ca_mask=uniform"]
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    base = tmp_path_factory.mktemp("controls")
+    data = accuracy.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
+                                 test_per_class=4)
+    argv = ["controls", "--profile", "tiny", "--out", str(base / "results"), "--data-root",
+            str(data), "--work-dir", str(base / "work"), "--variants", *VARIANTS,
+            "--seeds", "2"]
+    bench_main([*argv, "--jobs", "2"])
+    return {"argv": argv, "dir": base / "results" / "tiny", "work": base / "work"}
+
+
+def test_tables_have_every_variant_with_seeds_tests_and_metrics(campaign):
+    columns, rows = _csv(campaign["dir"] / "controls.csv")
+    assert columns == controls.CSV_COLUMNS
+    by_variant = {r["variant"]: r for r in rows}
+    assert list(by_variant) == ["random init", *VARIANTS]
+    assert [by_variant[v]["n"] for v in VARIANTS] == ["2", "2", "2"]
+    assert by_variant["random init"]["n"] == "1"
+    default = by_variant["swav_scaca (default)"]
+    assert default["knn20_vs_swav"].endswith(("(yes)", "(no)"))
+    assert default["knn20_vs_uniform"].endswith(("(yes)", "(no)"))
+    assert 0 < float(default["entropy"]) <= 1 and float(default["sensitivity"]) >= 0
+    uniform = by_variant["ca_mask=uniform"]
+    assert float(uniform["entropy"]) == pytest.approx(1.0)
+    assert float(uniform["sensitivity"]) == 0
+    assert by_variant["swav"]["entropy"] == ""  # the host's swav has no mask
+    table = (campaign["dir"] / "controls.md").read_text()
+    assert "Not run yet:** `ca_pairing=random`" in table
+    assert (campaign["dir"] / "controls.png").stat().st_size > 10_000
+
+
+def test_run_files_hold_the_metrics_per_epoch_and_the_variant_s_config(campaign):
+    run = json.loads((campaign["dir"] / "control_runs" / "ca_mask_uniform-seed1.json")
+                     .read_text())
+    assert run["variant"] == "ca_mask=uniform" and run["seed"] == 1
+    for key in controls.CURVES:
+        assert len(run[f"{key}_per_epoch"]) == 1, key
+    args = json.loads(
+        (accuracy.Path(run["checkpoint"]).parent / "args.json").read_text())
+    assert args["method_kwargs"]["ca_mask"] == "uniform"
+    assert args["backbone"]["name"] == "wide_resnet28w2"
+    assert (campaign["work"] / "logs" / "ca_mask_uniform-seed1.log").exists()
+
+
+def test_a_rerun_skips_finished_runs_and_resumes_an_unfinished_one(campaign):
+    run_file = campaign["dir"] / "control_runs" / "swav-seed0.json"
+    run_file.unlink()  # as if the session stopped after the pretraining, before the result
+    result = subprocess.run([sys.executable, "-m", "benchmarks", *campaign["argv"]], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count(": start") == 1  # only swav seed 0
+    assert "Resuming from previous checkpoint" in result.stdout + result.stderr
+    assert json.loads(run_file.read_text())["variant"] == "swav"
+
+
+def test_bad_only_and_jobs_fail_clearly(campaign):
+    with pytest.raises(SystemExit):
+        controls.main([*campaign["argv"][1:], "--only", "nope@0"])
+    with pytest.raises(SystemExit):
+        controls.main([*campaign["argv"][1:], "--jobs", "0"])
+
+
+def test_gpu_profile_configs_build_every_variant(tmp_path):
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+
+    profile = controls.PROFILES["gpu"]
+    for variant, (method, overrides, _) in controls.VARIANTS.items():
+        varied = accuracy.dataclasses.replace(profile, extra=profile.extra + overrides)
+        cfg = accuracy.pretrain_config(varied, method, 0, tmp_path, tmp_path / "c",
+                                       "image_folder")
+        OmegaConf.set_struct(cfg, False)
+        cfg = parse_cfg(cfg)
+        assert cfg.precision == "16-mixed" and cfg.backbone.name == "wide_resnet28w2"
+        assert cfg.augmentations[0].crop_size == 32 and cfg.optimizer.batch_size == 256
+        model = METHODS[method](cfg)
+        for override in overrides:
+            key, value = override.split(".", 1)[1].split("=")
+            assert cfg.method_kwargs[key] == value
+            assert getattr(model, key, None) == value or getattr(model.ca_head, key[3:]) == value

@@ -86,6 +86,18 @@ def _controls_rebuild(profile_dir: Path) -> None:
     controls.rebuild_tables(profile_dir)
 
 
+def _attention(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import attention
+
+    attention.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _attention_rebuild(profile_dir: Path) -> None:
+    from benchmarks import attention
+
+    attention.rebuild_tables(profile_dir)
+
+
 # name -> benchmark. To add one: write benchmarks/<name>.py with a
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
@@ -99,6 +111,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
     "controls": Benchmark(_controls, "swav_scaca against swav and the extra-loss control "
                           "(ca_mask=uniform), with seeds and mechanism metrics, 8x8 map",
                           _controls_rebuild),
+    "attention": Benchmark(_attention, "candidate CA settings for a mask that attends, with "
+                           "the mechanism metrics (runs of the controls campaign)",
+                           _attention_rebuild),
 }
 
 

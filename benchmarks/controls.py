@@ -39,6 +39,12 @@ VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...], int]]" = OrderedDict([
     (UNIFORM, ("swav_scaca", ("method_kwargs.ca_mask=uniform",), 3)),
     ("ca_pairing=random", ("swav_scaca", ("method_kwargs.ca_pairing=random",), 1)),
     ("ca_keys=features", ("swav_scaca", ("method_kwargs.ca_keys=features",), 1)),
+    # candidates for a mask that attends (benchmarks/attention.py): one seed each at first
+    ("ca_response=mean", ("swav_scaca", ("method_kwargs.ca_response=mean",), 1)),
+    ("ca_response=contrast", ("swav_scaca", ("method_kwargs.ca_response=contrast",), 1)),
+    ("ca_mask_temperature=0.02", ("swav_scaca", ("method_kwargs.ca_mask_temperature=0.02",), 1)),
+    ("ca_keys=features, ca_response=mean", (
+        "swav_scaca", ("method_kwargs.ca_keys=features", "method_kwargs.ca_response=mean"), 1)),
 ])
 MECHANISM = (
     ("train_ca_mask_entropy", "entropy"),

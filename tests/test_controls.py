@@ -97,3 +97,20 @@ def test_gpu_profile_configs_build_every_variant(tmp_path):
             key, value = override.split(".", 1)[1].split("=")
             assert cfg.method_kwargs[key] == value
             assert getattr(model, key, None) == value or getattr(model.ca_head, key[3:]) == value
+
+
+def test_attention_rows_flag_alive_masks_against_the_references(campaign):
+    from benchmarks import attention
+
+    assert attention.alive(0.85, 0.3, 0.5) == "yes"
+    assert attention.alive(0.95, 0.3, 0.5) == "no"  # near uniform
+    assert attention.alive(0.85, 0.2, 0.5) == "no"  # attends, but not to the partner
+    assert attention.alive(None, None, None) == "n/a"
+    runs = controls.load_runs(campaign["dir"])
+    rows = {r["variant"]: r for r in attention.rows_of(runs, seed=0)}
+    assert list(rows) == ["random init", "swav", "ca_mask=uniform", "swav_scaca (default)"]
+    default, swav = rows["swav_scaca (default)"], rows["swav"]
+    assert default["d_knn20_swav"] == pytest.approx(default["knn20_top1"] - swav["knn20_top1"])
+    assert rows["ca_mask=uniform"]["alive"] == "n/a" and default["alive"] in ("yes", "no")
+    assert attention.write_tables(campaign["dir"]) is not None
+    assert "Not run yet:** `ca_keys=features`" in (campaign["dir"] / "attention.md").read_text()

@@ -26,6 +26,8 @@ from tests.conftest import make_cfg, ready_for_steps
 SETTINGS = {
     # name: (config overrides, image size, batch size)
     "resnet18-cifar-32px": (["data.dataset=cifar10", "backbone.name=resnet18"], 32, 64),
+    # the controls campaign's backbone: an 8x8 map, where the (HW)^2 cross-correlation costs most
+    "wide_resnet28w2-32px": (["data.dataset=cifar10", "backbone.name=wide_resnet28w2"], 32, 64),
     "resnet50-imagenet-64px": (["data.dataset=imagenet100", "backbone.name=resnet50"], 64, 32),
 }
 SWAV_HEAD = ["method_kwargs.proj_hidden_dim=2048", "method_kwargs.num_prototypes=3000",

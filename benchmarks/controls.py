@@ -193,7 +193,37 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
         print(f"[controls] {variant} seed {seed}: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
               f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
               f"({result['wall_s']:.0f} s)", flush=True)
-    return write_tables(profile_dir) if tables else None
+    if not tables:
+        return None
+    draw_mask_grids(profile_dir)
+    return write_tables(profile_dir)
+
+
+def draw_mask_grids(profile_dir: Path, rows: int = 6) -> List[Path]:
+    """``masks-<variant>.png`` for every swav_scaca variant (its lowest seed): the checkpoint's
+    own pairs and masks on 64 test images (``solo-scaca-masks``). Drawn once per run file;
+    skipped (said) where the checkpoint is not on this machine."""
+    from solo_scaca.cli.masks import main as masks_main
+
+    drawn = []
+    runs = sorted((r for r in load_runs(profile_dir) if r.get("method") == "swav_scaca"),
+                  key=lambda r: r["seed"])
+    for variant in VARIANTS:
+        run = next((r for r in runs if r["variant"] == variant), None)
+        if run is None:
+            continue
+        out = profile_dir / f"masks-{slug(variant)}.png"
+        if out.exists() and out.stat().st_mtime >= run_file_of(
+                profile_dir / RUNS_DIR, variant, run["seed"]).stat().st_mtime:
+            continue
+        if not Path(run["checkpoint"]).exists():
+            print(f"[controls] masks of {variant}: checkpoint {run['checkpoint']} is not here, "
+                  "not drawn", flush=True)
+            continue
+        masks_main(["--ckpt", run["checkpoint"], "--images", run["test_path"], "--out",
+                    str(out), "--n", str(rows), "--batch", "64"])
+        drawn.append(out)
+    return drawn
 
 
 # ------------------------------------------------------------------------------------ tables

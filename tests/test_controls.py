@@ -45,6 +45,9 @@ def test_tables_have_every_variant_with_seeds_tests_and_metrics(campaign):
     table = (campaign["dir"] / "controls.md").read_text()
     assert "Not run yet:** `ca_pairing=random`" in table
     assert (campaign["dir"] / "controls.png").stat().st_size > 10_000
+    for variant in ("swav_scaca__default", "ca_mask_uniform"):  # a mask grid per variant
+        assert (campaign["dir"] / f"masks-{variant}.png").stat().st_size > 10_000
+    assert not (campaign["dir"] / "masks-swav.png").exists()
 
 
 def test_run_files_hold_the_metrics_per_epoch_and_the_variant_s_config(campaign):

@@ -117,3 +117,20 @@ def test_attention_rows_flag_alive_masks_against_the_references(campaign):
     assert rows["ca_mask=uniform"]["alive"] == "n/a" and default["alive"] in ("yes", "no")
     assert attention.write_tables(campaign["dir"]) is not None
     assert "Not run yet:** `ca_keys=features`" in (campaign["dir"] / "attention.md").read_text()
+
+
+def test_gpu_profile_runs_side_by_side_on_cpu_with_a_tiny_budget(campaign, tmp_path):
+    """The device call's command (``--profile gpu --jobs N``), only the data, epochs and batch
+    shrunk: the gpu profile's own settings otherwise (CPU settings replace mixed precision)."""
+    data = campaign["argv"][campaign["argv"].index("--data-root") + 1]
+    bench_main(["controls", "--profile", "gpu", "--out", str(tmp_path / "results"),
+                "--data-root", data, "--work-dir", str(tmp_path / "work"), "--variants", "swav",
+                "swav_scaca (default)", "--seeds", "1", "--jobs", "2", "--set", "epochs=1",
+                "--set", "train_per_class=8", "--set", "test_per_class=4", "--set",
+                "batch_size=16", "--set", "linear_epochs=2"])
+    _, rows = _csv(tmp_path / "results" / "gpu" / "controls.csv")
+    assert [r["variant"] for r in rows] == ["random init", "swav", "swav_scaca (default)"]
+    run = json.loads((tmp_path / "results" / "gpu" / "control_runs" /
+                      "swav_scaca__default-seed0.json").read_text())
+    assert run["settings"]["backbone"] == "wide_resnet28w2" and run["train_images"] == 80
+    assert "precision=16-mixed" in run["settings"]["extra"]

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 from solo.methods.base import BaseMethod
 
+from solo_scaca.checkpoints import load_checkpoint
+
 PathLike = Union[str, Path]
 
 
@@ -21,10 +23,10 @@ def backbone_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.
     return {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
 
 
-def read_pretrain_args(ckpt_path: PathLike) -> Dict[str, Any]:
+def read_pretrain_args(ckpt_path: PathLike, trust: bool = False) -> Dict[str, Any]:
     """The pretraining config of a checkpoint: embedded by ``export_backbone``, else the
     ``args.json`` that the host's Checkpointer writes beside it."""
-    ckpt = torch.load(ckpt_path, map_location="cpu")
+    ckpt = load_checkpoint(ckpt_path, trust)
     if "cfg" in ckpt:
         return ckpt["cfg"]
     args_path = Path(ckpt_path).parent / "args.json"
@@ -46,28 +48,28 @@ def build_backbone(
     return backbone
 
 
-def load_backbone(ckpt_path: PathLike) -> nn.Module:
+def load_backbone(ckpt_path: PathLike, trust: bool = False) -> nn.Module:
     """Builds the host's backbone for a checkpoint and loads its weights with ``strict=True``."""
-    args = read_pretrain_args(ckpt_path)
+    args = read_pretrain_args(ckpt_path, trust)
     backbone = build_backbone(
         args["backbone"]["name"], args["data"]["dataset"], args["method"],
         args["backbone"].get("kwargs"),
     )
-    state = backbone_state_dict(torch.load(ckpt_path, map_location="cpu")["state_dict"])
+    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
     backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
     return backbone
 
 
-def export_backbone(ckpt_path: PathLike, out_path: PathLike) -> Path:
+def export_backbone(ckpt_path: PathLike, out_path: PathLike, trust: bool = False) -> Path:
     """Writes a backbone-only checkpoint (``state_dict`` of ``backbone.*`` keys, plus ``cfg``).
 
     It loads wherever a solo-learn checkpoint does (``main_linear.py``'s
     ``pretrained_feature_extractor``, the detectron2 converter) and into ``load_backbone``.
     """
-    state = backbone_state_dict(torch.load(ckpt_path, map_location="cpu")["state_dict"])
+    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
     if not state:
         raise ValueError(f"{ckpt_path} has no backbone.* weights")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "cfg": read_pretrain_args(ckpt_path)}, out_path)
+    torch.save({"state_dict": state, "cfg": read_pretrain_args(ckpt_path, trust)}, out_path)
     return out_path

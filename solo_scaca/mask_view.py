@@ -8,6 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
+from solo_scaca.checkpoints import load_checkpoint
 from solo_scaca.export import read_pretrain_args
 from solo_scaca.pairing import random_partners, select_partners
 from solo_scaca.swav_scaca import SwAVSCACA
@@ -18,16 +19,16 @@ class BatchMasks(NamedTuple):
     masks: torch.Tensor  # B x H x W, each a distribution over the image's locations
 
 
-def load_method(ckpt_path: Union[str, Path]) -> SwAVSCACA:
+def load_method(ckpt_path: Union[str, Path], trust: bool = False) -> SwAVSCACA:
     """The whole swav_scaca model of a pretraining checkpoint (add-on included), in eval mode."""
-    args = read_pretrain_args(ckpt_path)
+    args = read_pretrain_args(ckpt_path, trust)
     if args.get("method") != "swav_scaca":
         raise ValueError(f"{ckpt_path} is a {args.get('method')!r} checkpoint: masks need a "
                          "swav_scaca one (with its add-on)")
     if args["method_kwargs"].get("ca_weight", 1.0) <= 0:
         raise ValueError(f"{ckpt_path} was trained with ca_weight=0: it has no add-on")
     model = SwAVSCACA(OmegaConf.create(args))
-    state = torch.load(ckpt_path, map_location="cpu")["state_dict"]
+    state = load_checkpoint(ckpt_path, trust)["state_dict"]
     missing, unexpected = model.load_state_dict(
         {k: v for k, v in state.items() if k != "queue"}, strict=False
     )

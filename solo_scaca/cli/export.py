@@ -11,8 +11,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("ckpt", help="a swav_scaca (or any solo-learn) pretraining checkpoint")
     parser.add_argument("out", help="path of the backbone-only checkpoint to write (.ckpt)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than tensors (unpickles "
+                             "anything: only for a checkpoint from a source you trust)")
     args = parser.parse_args(argv)
-    out = export_backbone(args.ckpt, args.out)
+    out = export_backbone(args.ckpt, args.out, args.trust_checkpoint)
     print(f"wrote {out}: backbone weights only (the cross-attention add-on removed)")
 
 

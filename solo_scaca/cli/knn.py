@@ -21,10 +21,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.07)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than tensors (unpickles "
+                             "anything: only for a checkpoint from a source you trust)")
     args = parser.parse_args(argv)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    backbone = load_backbone(args.ckpt).to(device)
+    backbone = load_backbone(args.ckpt, args.trust_checkpoint).to(device)
     train, val = (
         extract_features(
             backbone,

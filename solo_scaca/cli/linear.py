@@ -12,6 +12,7 @@ Without a CUDA device the host's CPU settings (``solo_scaca.cpu``) are applied, 
 """
 
 import logging
+import sys
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -21,19 +22,23 @@ import torch.nn as nn
 from omegaconf import DictConfig
 from solo.args.linear import parse_cfg
 from solo.methods.linear import LinearModel
-from solo.utils.misc import make_contiguous
+from solo.utils.misc import make_contiguous, omegaconf_select
 from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.data.cifar_folders import classification_loaders
+from solo_scaca.checkpoints import load_checkpoint
 from solo_scaca.export import build_backbone
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
+TRUST_FLAG = "--trust-checkpoint"
 
 
-def load_pretrained_backbone(backbone: nn.Module, ckpt_path: Union[str, Path]) -> None:
+def load_pretrained_backbone(
+    backbone: nn.Module, ckpt_path: Union[str, Path], trust: bool = False
+) -> None:
     """Loads a checkpoint's ``backbone.*`` weights into ``backbone`` as ``main_linear.py`` does
     (older ``encoder.*`` names accepted, ``strict=False``).
 
@@ -45,7 +50,7 @@ def load_pretrained_backbone(backbone: nn.Module, ckpt_path: Union[str, Path]) -
             f"pretrained_feature_extractor={str(ckpt_path)!r} is invalid: "
             f"allowed values are checkpoint files ending with {CKPT_SUFFIXES}"
         )
-    state = torch.load(ckpt_path, map_location="cpu")["state_dict"]
+    state = load_checkpoint(ckpt_path, trust)["state_dict"]
     weights = {}
     for key, value in state.items():
         if key.startswith("encoder."):  # checkpoints of older solo-learn versions
@@ -127,7 +132,8 @@ def linear(cfg: DictConfig) -> Optional[str]:
     backbone = build_backbone(
         cfg.backbone.name, cfg.data.dataset, cfg.pretrain_method, cfg.backbone.kwargs
     )
-    load_pretrained_backbone(backbone, cfg.pretrained_feature_extractor)
+    trust = bool(omegaconf_select(cfg, "trust_checkpoint", False))
+    load_pretrained_backbone(backbone, cfg.pretrained_feature_extractor, trust)
     loss_func, mixup_func = _loss_and_mixup(cfg)
     model = LinearModel(backbone, loss_func=loss_func, mixup_func=mixup_func, cfg=cfg)
     make_contiguous(model)
@@ -137,9 +143,16 @@ def linear(cfg: DictConfig) -> Optional[str]:
 
 
 @hydra.main(version_base="1.2", config_path=None)
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point of ``solo-scaca-linear``."""
+def _hydra_main(cfg: DictConfig) -> None:
     linear(cfg)
+
+
+def main() -> None:
+    """Entry point of ``solo-scaca-linear``: Hydra's, plus ``--trust-checkpoint`` (the
+    checkpoint may unpickle anything: see ``solo_scaca.checkpoints``)."""
+    if TRUST_FLAG in sys.argv:
+        sys.argv = [a for a in sys.argv if a != TRUST_FLAG] + ["++trust_checkpoint=True"]
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -83,12 +83,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="default: the checkpoint's crop size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load a checkpoint that needs more than tensors (unpickles "
+                             "anything: only for a checkpoint from a source you trust)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.batch < max(2, args.n):
         parser.error(f"--n={args.n} and --batch={args.batch}: need 1 <= n <= batch, batch >= 2")
 
-    model = load_method(args.ckpt)
-    cfg = read_pretrain_args(args.ckpt)
+    model = load_method(args.ckpt, args.trust_checkpoint)
+    cfg = read_pretrain_args(args.ckpt, args.trust_checkpoint)
     size = args.image_size or cfg["augmentations"][0]["crop_size"]
     resize = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
                                  transforms.ToTensor()])

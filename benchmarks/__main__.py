@@ -188,8 +188,9 @@ def main(argv: Sequence[str] = None) -> None:
             print(f"{name}: {bench.help}")
         return
     if args.name != "report":
-        print(f"[benchmarks] {args.name} --profile {args.profile} -> {args.out / args.profile}",
-              flush=True)
+        # the commit is read once, now: the run files name the code this process runs
+        print(f"[benchmarks] {args.name} --profile {args.profile} -> {args.out / args.profile} "
+              f"(commit {commit()})", flush=True)
         BENCHMARKS[args.name].run(args.profile, args.out / args.profile, extra)
     elif extra:
         parser.error(f"report takes no options besides --out: {extra}")

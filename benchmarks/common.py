@@ -1,6 +1,7 @@
 """What every benchmark records beside its numbers, and how it writes its tables."""
 
 import csv
+import functools
 import datetime
 import importlib.metadata
 import os
@@ -28,8 +29,11 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, GPU: {gpu}"
 
 
+@functools.lru_cache(maxsize=None)
 def commit() -> str:
-    """The project's git commit (with a mark when the tree has uncommitted changes)."""
+    """The project's git commit (with a mark when the tree has uncommitted changes) when this
+    process first asked: the code a long benchmark process runs, even if commits land while it
+    runs."""
     root = Path(__file__).parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,

@@ -94,6 +94,7 @@ class SwAVSCACA(SwAV):
         self.ca_partner_weight: float = kwargs.ca_partner_weight
         self.ca_warmup_epochs: float = kwargs.ca_warmup_epochs
         self.ca_gather_partners: bool = kwargs.ca_gather_partners
+        self.run_seed: int = int(omegaconf_select(cfg, "seed", 0) or 0)
 
         self.spatial_map = SpatialMapHook(self.backbone, cfg.backbone.name)
         # everything the add-on learns lives here, outside the backbone; with ca_weight = 0
@@ -195,6 +196,13 @@ class SwAVSCACA(SwAV):
         queue = checkpoint["state_dict"].get("queue")
         if queue is not None:
             self.register_buffer("queue", torch.zeros_like(queue, device=self.device))
+
+    def on_train_epoch_start(self) -> None:
+        """Seeds torch for the epoch from the run's seed and the epoch number, so that an epoch
+        draws the same data order, augmentations and random partners whether the run went on
+        or resumed from the previous epoch's checkpoint (after a kill, say)."""
+        super().on_train_epoch_start()
+        torch.manual_seed((self.run_seed * 1_000_003 + self.current_epoch) % 2**63)
 
     def on_train_start(self):
         """SwAV's set-up, keeping a queue restored from a checkpoint (the host zeroes it)."""

@@ -3,6 +3,7 @@ preparation, resuming, and the Lightning run with the host's Checkpointer and wa
 
 import inspect
 import os
+import warnings
 from typing import Callable, Optional, Tuple
 
 import lightning.pytorch as pl
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from solo.utils.auto_resumer import AutoResumer
 from solo.utils.checkpointer import Checkpointer
 
+from solo_scaca.checkpoints import AtomicCheckpointIO, readable_checkpoint
 from solo_scaca.cpu import apply_cpu_overrides
 
 
@@ -28,6 +30,20 @@ def prepare_cfg(cfg: DictConfig, parse_cfg: Callable[[DictConfig], DictConfig]) 
     return parse_cfg(cfg)
 
 
+def _whole_checkpoint(path: Optional[str]) -> Optional[str]:
+    """``path`` if it is a whole checkpoint; else (a truncated file, left by a run killed while
+    the host's own scripts wrote it) the newest whole one beside it, or None, said either way."""
+    if path is None or readable_checkpoint(path):
+        return path
+    folder = os.path.dirname(path)
+    others = sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".ckpt")),
+                    key=os.path.getmtime, reverse=True)
+    whole = next((p for p in others if readable_checkpoint(p)), None)
+    warnings.warn(f"auto-resume: {path} is truncated or unreadable, skipped; "
+                  + (f"resuming from {whole}" if whole else "starting from scratch"))
+    return None if whole is None else str(whole)
+
+
 def resume_path(cfg: DictConfig, run_dir: str) -> Tuple[Optional[str], Optional[str]]:
     """Checkpoint to resume from (explicit, or found by the host's AutoResumer under
     ``checkpoint.dir/run_dir``) and the wandb run id."""
@@ -37,6 +53,7 @@ def resume_path(cfg: DictConfig, run_dir: str) -> Tuple[Optional[str], Optional[
             max_hours=cfg.auto_resume.max_hours,
         )
         ckpt_path, wandb_run_id = resumer.find_checkpoint(cfg)
+        ckpt_path = _whole_checkpoint(ckpt_path)
         if ckpt_path is not None:
             print(f"Resuming from previous checkpoint that matches specifications: '{ckpt_path}'")
         return ckpt_path, wandb_run_id
@@ -83,6 +100,7 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
         logger=logger,
         callbacks=callbacks,
         enable_checkpointing=False,
+        plugins=[AtomicCheckpointIO()],  # a killed run leaves no truncated checkpoint
         strategy=DDPStrategy(find_unused_parameters=False)
         if cfg.strategy == "ddp"
         else cfg.strategy,

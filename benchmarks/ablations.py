@@ -1,8 +1,8 @@
-"""Ablations of swav_scaca on the accuracy benchmark's profile (METHOD.md section 8): the pairing
+"""Ablations of swav_scaca on the accuracy benchmark's profile (docs/method.md sections 1, 3): the pairing
 mode, the CA loss weight and the partner term, one seed each, beside the host's swav and a
 randomly initialised backbone as references.
 
-    python3 -m benchmarks ablations --profile cpu    # ~70 min on 2 CPU cores (7 pretrainings)
+    python3 -m benchmarks ablations --profile cpu    # ~105 min on 2 CPU cores (measured)
     python3 -m benchmarks ablations --profile tiny   # seconds: what CI runs
 
 Every variant is the accuracy profile with one ``method_kwargs`` override, pretrained and

@@ -1,4 +1,4 @@
-"""CAM localization: MaxBoxAcc of swav against swav_scaca backbones (METHOD.md section 6).
+"""CAM localization: MaxBoxAcc of swav against swav_scaca backbones (docs/method.md section 8).
 
 For every checkpoint: a linear head is trained on the frozen pooled features of a dataset's
 train split; the CAMs of the true classes of its val split (GT-known) are scored with MaxBoxAcc

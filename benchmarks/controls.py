@@ -1,5 +1,5 @@
 """Is the cross-attention worth anything? swav_scaca against the host's swav and against the
-extra-loss control ``ca_mask=uniform`` (METHOD.md section 8), with seeds, on a profile whose
+extra-loss control ``ca_mask=uniform`` (docs/method.md section 6), with seeds, on a profile whose
 spatial map is 8x8, plus design variants; the mechanism metrics of every run per epoch.
 
     python3 -m benchmarks controls --profile cpu    # hours on 2 CPU cores: runs in background
@@ -321,7 +321,7 @@ def notes(profile_name: str, profile: accuracy.Profile, rows: List[Dict[str, Any
         "brackets whether it exceeds the seed noise (two-sample t-test at 5%, pooled std; "
         "n/a with one seed on either side).",
         "- Mechanism metrics, the last epoch's mean over its steps (Lightning's `*_epoch`), "
-        "mean over seeds (METHOD.md section 8): `entropy` = H(mask) / ln HW (1 = uniform); "
+        "mean over seeds (docs/method.md section 6): `entropy` = H(mask) / ln HW (1 = uniform); "
         "`peak` = HW x max mask (1 = uniform); `to_uniform` = L1 distance of the mask to the "
         "uniform mask; `sensitivity` = L1 distance between the mask with the chosen partner and "
         "with a random other image of the batch (0 = the partner does not matter); "

@@ -1,4 +1,4 @@
-"""Spatial cross-attention mask between an image and its partner (METHOD.md sections 2 and 8).
+"""Spatial cross-attention mask between an image and its partner (docs/method.md sections 2 and 6).
 
 The add-on's only learnable part: 1x1 projections ``phi_q`` and ``phi_k`` (none with
 ``keys="features"`` or ``mask="uniform"``). It lives outside the backbone, so dropping it for
@@ -24,7 +24,7 @@ def location_response(
     """How well each location of the query image matches its partner: B x U.
 
     ``logsumexp``: ``tau_a logsumexp_w S(u, w) / tau_a``, a soft max over the partner's W
-    locations (METHOD.md section 2). ``mean``: the mean of ``S(u, w)`` over w: a location
+    locations (docs/method.md section 2). ``mean``: the mean of ``S(u, w)`` over w: a location
     scores high only when it matches much of the partner, not just one of its locations.
     ``contrast`` is ``logsumexp`` minus the same response to a negative image; it is computed
     by ``cross_correlation_mask``.
@@ -98,7 +98,7 @@ class SpatialCrossAttention(nn.Module):
             attn_temperature: tau_a (soft max over the partner's locations).
             mask_temperature: tau_m (softmax over the image's own locations).
             mask: ``cross``, or ``uniform`` (1/HW: the masked feature is GAP, the extra-loss
-                control of METHOD.md section 8).
+                control of docs/method.md section 6).
             keys: ``learned`` (``phi_q``, ``phi_k``), or ``features`` (Q = K = the backbone's
                 map L2-normalised over channels: the raw spatial cross-correlation).
             response: one of ``RESPONSE_MODES`` (see ``location_response``).

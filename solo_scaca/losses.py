@@ -1,4 +1,4 @@
-"""The cross-attention loss term of swav_scaca (METHOD.md section 3), a pure function."""
+"""The cross-attention loss term of swav_scaca (docs/method.md section 3), a pure function."""
 
 from typing import List, Optional
 

@@ -1,4 +1,4 @@
-"""Is the cross-attention alive? The mechanism metrics of METHOD.md section 8, pure functions.
+"""Is the cross-attention alive? The mechanism metrics of docs/method.md section 6, pure functions.
 
 All take masks of shape B x H x W (each a distribution over the image's locations) and return
 a scalar tensor; none needs a gradient.

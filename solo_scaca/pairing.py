@@ -1,4 +1,4 @@
-"""Partner selection for the cross-attention add-on (METHOD.md section 1).
+"""Partner selection for the cross-attention add-on (docs/method.md section 1).
 
 Each image i of a large crop (view) v gets one partner: another image of the batch (or, in
 ``self`` mode, the other view of the same image). The candidates are the local batch, or, with

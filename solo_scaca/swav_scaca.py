@@ -1,4 +1,4 @@
-"""SwAV with the spatial cross-attention add-on (``method=swav_scaca``, METHOD.md).
+"""SwAV with the spatial cross-attention add-on (``method=swav_scaca``, docs/method.md).
 
 Subclasses the host's SwAV: its projector, prototypes, queue, Sinkhorn and loss run unchanged;
 the add-on (``ca_head``) adds a masked branch and the CA loss term on the large crops.
@@ -246,7 +246,7 @@ class SwAVSCACA(SwAV):
         labels: Optional[torch.Tensor],
         partner_labels: Optional[List[torch.Tensor]],
     ) -> None:
-        """Logs whether the mask attends and depends on the partner (METHOD.md section 8) as
+        """Logs whether the mask attends and depends on the partner (docs/method.md section 6) as
         ``train_ca_*``; the same-class share only where the batch's labels are real."""
         same_prototype = torch.stack([
             same_share(q.argmax(dim=1), p.argmax(dim=1)) for q, p in zip(codes, partner_codes)

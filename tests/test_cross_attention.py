@@ -1,4 +1,4 @@
-"""The cross-attention mask, the masked pooling and the CA loss (METHOD.md sections 2-3)."""
+"""The cross-attention mask, the masked pooling and the CA loss (docs/method.md sections 2-3)."""
 
 import torch
 from solo.losses.swav import swav_loss_func

@@ -1,5 +1,5 @@
 """Is the cross-attention alive? The mechanism metrics, the extra-loss control
-(``ca_mask=uniform``), the raw-feature keys and the response variants (METHOD.md section 8)."""
+(``ca_mask=uniform``), the raw-feature keys and the response variants (docs/method.md section 6)."""
 
 import math
 

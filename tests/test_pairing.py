@@ -1,4 +1,4 @@
-"""Partner selection: each mode picks what METHOD.md section 1 says."""
+"""Partner selection: each mode picks what docs/method.md section 1 says."""
 
 import pytest
 import torch

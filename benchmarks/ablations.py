@@ -62,7 +62,7 @@ def random_init_checkpoint(profile: accuracy.Profile, seed: int, train_path: Pat
     from solo.args.pretrain import parse_cfg
 
     from solo_scaca.cli.common import prepare_cfg
-    from solo_scaca.export import build_backbone
+    from solo_scaca.host.export import build_backbone
 
     cfg = prepare_cfg(accuracy.pretrain_config(profile, "swav", seed, train_path, path.parent,
                                                "image_folder"), parse_cfg)

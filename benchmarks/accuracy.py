@@ -316,7 +316,7 @@ def linear_config(profile: Profile, ckpt: str, train_path: Path, test_path: Path
     from omegaconf import OmegaConf
     from solo.args.linear import parse_cfg
 
-    from solo_scaca.cpu import apply_cpu_overrides
+    from solo_scaca.host.cpu import apply_cpu_overrides
 
     epochs = profile.linear_epochs
     steps = sorted({max(1, round(0.6 * epochs)), max(1, round(0.8 * epochs))})
@@ -383,8 +383,8 @@ def evaluate(ckpt: str, profile: Profile, train_path: Path, test_path: Path,
     images, both at ``crop_size`` px (resize + centre crop)."""
     import torch
 
-    from solo_scaca.export import load_backbone
-    from solo_scaca.knn import extract_features, image_folder_loader, knn_accuracy
+    from solo_scaca.host.export import load_backbone
+    from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = load_backbone(ckpt).to(device)

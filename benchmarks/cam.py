@@ -5,7 +5,7 @@ train split; the CAMs of the true classes of its val split (GT-known) are scored
 (Choe et al., CVPR 2020: box of the largest connected component of ``CAM >= t``, IoU >= 0.5,
 best of t in 0, 0.01, ..., 0.99). Two datasets: (a) the generated toy shapes (val split and its
 boxes), (b) real CIFAR-10 test images pasted on collages of other classes
-(``solo_scaca.data.localization``). Mean and std over the checkpoints of each method.
+(``solo_scaca.evaluation.localization``). Mean and std over the checkpoints of each method.
 
     python3 -m benchmarks.cam --ckpt swav=A.ckpt --ckpt swav=B.ckpt \\
         --ckpt swav_scaca=C.ckpt --ckpt swav_scaca=D.ckpt   # writes benchmarks/results/cam.*
@@ -36,13 +36,13 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from benchmarks.common import RESULTS, metadata, write_table
-from solo_scaca.cam import (cams_from_features, center_gaussian_maps, estimated_boxes,
+from solo_scaca.evaluation.cam import (cams_from_features, center_gaussian_maps, estimated_boxes,
                             location_features, max_box_acc, train_linear_head,
                             upsample_and_normalize)
-from solo_scaca.data.localization import generate_localization_set
+from solo_scaca.evaluation.localization import generate_localization_set
 from solo_scaca.data.toy_shapes import generate_toy_shapes, read_boxes
-from solo_scaca.export import load_backbone, read_pretrain_args
-from solo_scaca.knn import extract_features
+from solo_scaca.host.export import load_backbone, read_pretrain_args
+from solo_scaca.host.knn import extract_features
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "test.tar.gz"

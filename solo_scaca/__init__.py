@@ -3,9 +3,9 @@
 Importing the package registers ``method=swav_scaca`` in ``solo.methods.METHODS``.
 """
 
-from solo_scaca.losses import swav_scaca_loss_func
+from solo_scaca.addon.losses import swav_scaca_loss_func
 from solo_scaca.registration import METHOD_NAME, register
-from solo_scaca.swav_scaca import SwAVSCACA
+from solo_scaca.methods.swav_scaca import SwAVSCACA
 
 register()
 

@@ -5,8 +5,8 @@ import warnings
 import solo.losses
 import solo.methods
 
-from solo_scaca.losses import swav_scaca_loss_func
-from solo_scaca.swav_scaca import SwAVSCACA
+from solo_scaca.addon.losses import swav_scaca_loss_func
+from solo_scaca.methods.swav_scaca import SwAVSCACA
 
 METHOD_NAME = "swav_scaca"
 LOSS_NAME = "swav_scaca_loss_func"

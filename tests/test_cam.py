@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from solo_scaca.cam import (backbone_family, box_accuracy_curve, box_iou,
+from solo_scaca.evaluation.cam import (backbone_family, box_accuracy_curve, box_iou,
                             class_activation_maps, estimated_boxes, largest_component_box,
                             location_features, max_box_acc, normalize_maps,
                             raw_class_activation_maps, train_linear_head)
-from solo_scaca.data.localization import generate_localization_set, read_source
+from solo_scaca.evaluation.localization import generate_localization_set, read_source
 from solo_scaca.data.toy_shapes import read_boxes
-from solo_scaca.export import build_backbone
+from solo_scaca.host.export import build_backbone
 
 SIZE = 32
 REAL_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "test.tar.gz"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from solo_scaca.cpu import CPU_OVERRIDES, apply_cpu_overrides
+from solo_scaca.host.cpu import CPU_OVERRIDES, apply_cpu_overrides
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the overrides apply without CUDA")
 

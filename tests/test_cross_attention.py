@@ -3,8 +3,8 @@
 import torch
 from solo.losses.swav import swav_loss_func
 
-from solo_scaca.cross_attention import SpatialCrossAttention, cross_correlation_mask, masked_pool
-from solo_scaca.losses import swav_scaca_loss_func
+from solo_scaca.addon.cross_attention import SpatialCrossAttention, cross_correlation_mask, masked_pool
+from solo_scaca.addon.losses import swav_scaca_loss_func
 
 
 def _ca(channels=8, dim=4, seed=0):

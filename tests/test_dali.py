@@ -95,9 +95,9 @@ def small_toy(tmp_path_factory) -> Path:
 def test_missing_dali_gives_a_message_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "nvidia.dali", None)  # import of nvidia.dali now fails
     monkeypatch.delitem(sys.modules, "solo.data.dali_dataloader", raising=False)
-    monkeypatch.delitem(sys.modules, "solo_scaca.dali_cpu", raising=False)
+    monkeypatch.delitem(sys.modules, "solo_scaca.host.dali_cpu", raising=False)
     with pytest.raises(ImportError, match=r"`dali` extra"):
-        importlib.import_module("solo_scaca.dali_cpu")
+        importlib.import_module("solo_scaca.host.dali_cpu")
 
 
 def test_device_id_is_none_on_cpu_and_the_local_rank_on_gpu():

@@ -17,8 +17,8 @@ from solo.methods.linear import LinearModel
 
 from solo_scaca import SwAVSCACA
 from solo_scaca.cli.export import main as export_main
-from solo_scaca.export import load_backbone
-from solo_scaca.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.export import load_backbone
+from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
 from tests.conftest import host_checkout
 
 CPU = ["accelerator=cpu", "devices='1'", "strategy=auto", "sync_batchnorm=False", "precision=32",
@@ -176,7 +176,7 @@ def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
 
 def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tmp_path):
     from solo_scaca.cli.masks import image_files, main as masks_main
-    from solo_scaca.mask_view import batch_masks, load_method
+    from solo_scaca.evaluation.mask_view import batch_masks, load_method
 
     out = tmp_path / "masks.png"
     masks_main(["--ckpt", str(pretrained), "--images", str(toy_data / "val"), "--out", str(out),

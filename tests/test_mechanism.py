@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from solo.methods.swav import SwAV
 
 from solo_scaca import SwAVSCACA
-from solo_scaca.cross_attention import SpatialCrossAttention, cross_correlation_mask
-from solo_scaca.mechanism_metrics import (
+from solo_scaca.addon.cross_attention import SpatialCrossAttention, cross_correlation_mask
+from solo_scaca.addon.mechanism_metrics import (
     distance_to_uniform,
     labels_are_real,
     mask_distance,

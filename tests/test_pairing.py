@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solo_scaca.pairing import PAIRING_MODES, select_partners
+from solo_scaca.addon.pairing import PAIRING_MODES, select_partners
 
 
 def _codes(rows):

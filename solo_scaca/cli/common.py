@@ -15,8 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from solo.utils.auto_resumer import AutoResumer
 from solo.utils.checkpointer import Checkpointer
 
-from solo_scaca.checkpoints import AtomicCheckpointIO, readable_checkpoint
-from solo_scaca.cpu import apply_cpu_overrides
+from solo_scaca.host.checkpoints import AtomicCheckpointIO, readable_checkpoint
+from solo_scaca.host.cpu import apply_cpu_overrides
 
 
 def prepare_cfg(cfg: DictConfig, parse_cfg: Callable[[DictConfig], DictConfig]) -> DictConfig:

@@ -14,8 +14,8 @@ from lightning.pytorch import seed_everything
 
 from solo_scaca.cli.pretrain import pretrain
 from solo_scaca.data.toy_shapes import generate_toy_shapes
-from solo_scaca.export import build_backbone, load_backbone
-from solo_scaca.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.export import build_backbone, load_backbone
+from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
 
 IMAGE_SIZE = 64
 

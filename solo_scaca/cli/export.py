@@ -3,7 +3,7 @@
 import argparse
 from typing import List, Optional
 
-from solo_scaca.export import export_backbone
+from solo_scaca.host.export import export_backbone
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -5,8 +5,8 @@ from typing import List, Optional
 
 import torch
 
-from solo_scaca.export import load_backbone
-from solo_scaca.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.export import load_backbone
+from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
 
 
 def main(argv: Optional[List[str]] = None) -> None:

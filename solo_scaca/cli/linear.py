@@ -8,7 +8,7 @@ Checkpointer and AutoResumer) on the backbone of a pretraining checkpoint, full 
     solo-scaca-linear --config-path scripts/linear/imagenet-100 --config-name swav_scaca.yaml \
         pretrained_feature_extractor=PATH/TO/CKPT.ckpt
 
-Without a CUDA device the host's CPU settings (``solo_scaca.cpu``) are applied, and said once.
+Without a CUDA device the host's CPU settings (``solo_scaca.host.cpu``) are applied, and said once.
 """
 
 import logging
@@ -28,9 +28,9 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
-from solo_scaca.data.cifar_folders import classification_loaders
-from solo_scaca.checkpoints import load_checkpoint
-from solo_scaca.export import build_backbone
+from solo_scaca.host.cifar_folders import classification_loaders
+from solo_scaca.host.checkpoints import load_checkpoint
+from solo_scaca.host.export import build_backbone
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
 TRUST_FLAG = "--trust-checkpoint"
@@ -100,7 +100,7 @@ def _data(cfg: DictConfig) -> dict:
         return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
     try:
         # the host's DALI data module, able to run dali.device=cpu without a GPU
-        from solo_scaca.dali_cpu import ClassificationDALIDataModule
+        from solo_scaca.host.dali_cpu import ClassificationDALIDataModule
     except ImportError as error:
         raise ImportError(
             "data.format=dali needs NVIDIA DALI (pip install solo-scaca[dali]); "
@@ -149,7 +149,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Entry point of ``solo-scaca-linear``: Hydra's, plus ``--trust-checkpoint`` (the
-    checkpoint may unpickle anything: see ``solo_scaca.checkpoints``)."""
+    checkpoint may unpickle anything: see ``solo_scaca.host.checkpoints``)."""
     if TRUST_FLAG in sys.argv:
         sys.argv = [a for a in sys.argv if a != TRUST_FLAG] + ["++trust_checkpoint=True"]
     _hydra_main()

@@ -12,9 +12,9 @@ from PIL import Image
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torchvision import transforms
 
-from solo_scaca.export import read_pretrain_args
-from solo_scaca.mask_view import batch_masks, load_method
-from solo_scaca.mechanism_metrics import mask_entropy, mask_peak
+from solo_scaca.host.export import read_pretrain_args
+from solo_scaca.evaluation.mask_view import batch_masks, load_method
+from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
 
 SCALE = 3.0  # colour scale of the mask x HW: 0 (blue) to 3x uniform (red); uniform is 1
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -6,7 +6,7 @@ and AutoResumer) with the plugin registered. Usage is the host's:
 
     solo-scaca-pretrain --config-path scripts/pretrain/cifar --config-name swav_scaca.yaml
 
-Without a CUDA device the host's CPU settings (``solo_scaca.cpu``) are applied, and said once.
+Without a CUDA device the host's CPU settings (``solo_scaca.host.cpu``) are applied, and said once.
 """
 
 from typing import Optional
@@ -28,8 +28,8 @@ from solo.utils.misc import make_contiguous
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
-from solo_scaca.data.cifar_folders import classification_loaders, loading_name
-from solo_scaca.data.named_errors import name_unreadable_images
+from solo_scaca.host.cifar_folders import classification_loaders, loading_name
+from solo_scaca.host.named_errors import name_unreadable_images
 
 
 def _val_loader(cfg: DictConfig):
@@ -52,7 +52,7 @@ def _train_data(cfg: DictConfig) -> dict:
     """``trainer.fit`` keyword arguments for the training data (torchvision or DALI)."""
     if cfg.data.format == "dali":
         # the host's DALI data module, able to run dali.device=cpu without a GPU
-        from solo_scaca.dali_cpu import PretrainDALIDataModule, build_transform_pipeline_dali
+        from solo_scaca.host.dali_cpu import PretrainDALIDataModule, build_transform_pipeline_dali
 
         build = lambda aug: build_transform_pipeline_dali(  # noqa: E731
             cfg.data.dataset, aug, dali_device=cfg.dali.device

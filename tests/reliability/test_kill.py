@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from solo_scaca import SwAVSCACA
-from solo_scaca.checkpoints import PARTIAL_SUFFIX, WRITE_PAUSE_ENV, readable_checkpoint
+from solo_scaca.host.checkpoints import PARTIAL_SUFFIX, WRITE_PAUSE_ENV, readable_checkpoint
 from tests.reliability.test_resume import DETERMINISTIC
 
 EPOCHS = 4

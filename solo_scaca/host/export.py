@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from solo.methods.base import BaseMethod
 
-from solo_scaca.checkpoints import load_checkpoint
+from solo_scaca.host.checkpoints import load_checkpoint
 
 PathLike = Union[str, Path]
 

@@ -16,16 +16,16 @@ from solo.methods.swav import SwAV
 from solo.utils.misc import concat_all_gather_no_grad, get_rank, omegaconf_select
 from solo.utils.misc import gather as all_gather_with_grad
 
-from solo_scaca.cross_attention import (
+from solo_scaca.addon.cross_attention import (
     KEY_MODES,
     MASK_MODES,
     RESPONSE_MODES,
     SpatialCrossAttention,
 )
-from solo_scaca.losses import swav_scaca_loss_func
-from solo_scaca.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
-from solo_scaca.pairing import PAIRING_MODES, random_partners, select_partners
-from solo_scaca.spatial_maps import SpatialMapHook, check_backbone
+from solo_scaca.addon.losses import swav_scaca_loss_func
+from solo_scaca.addon.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
+from solo_scaca.addon.pairing import PAIRING_MODES, random_partners, select_partners
+from solo_scaca.addon.spatial_maps import SpatialMapHook, check_backbone
 
 CA_KEYS = (
     "ca_pairing",

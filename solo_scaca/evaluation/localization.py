@@ -220,7 +220,7 @@ def generate_localization_set(root: str | Path, source: str | Path, train_per_cl
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python3 -m solo_scaca.data.localization --source SRC --out DIR``."""
+    """``python3 -m solo_scaca.evaluation.localization --source SRC --out DIR``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True,
                         help="ImageFolder directory or .tar.gz of one (e.g. cifar10/test.tar.gz)")

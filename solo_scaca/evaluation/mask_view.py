@@ -8,10 +8,10 @@ import torch
 from omegaconf import OmegaConf
 from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
-from solo_scaca.checkpoints import load_checkpoint
-from solo_scaca.export import read_pretrain_args
-from solo_scaca.pairing import random_partners, select_partners
-from solo_scaca.swav_scaca import SwAVSCACA
+from solo_scaca.host.checkpoints import load_checkpoint
+from solo_scaca.host.export import read_pretrain_args
+from solo_scaca.addon.pairing import random_partners, select_partners
+from solo_scaca.methods.swav_scaca import SwAVSCACA
 
 
 class BatchMasks(NamedTuple):

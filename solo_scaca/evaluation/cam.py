@@ -8,7 +8,7 @@ threshold t, the box of the largest connected component of ``CAM >= t``; the acc
 the share of images whose box has IoU >= 0.5 with the ground-truth box; the score is the best
 threshold's accuracy.
 
-F comes from the backbone family's ``solo_scaca.spatial_maps.spatial_spec`` (ResNet ``layer4``,
+F comes from the backbone family's ``solo_scaca.addon.spatial_maps.spatial_spec`` (ResNet ``layer4``,
 ViT patch tokens, ...). Each location goes through the family's ``feature_head`` (what the
 backbone applies after pooling: ConvNeXt's norm, identity elsewhere), i.e. a location is scored
 as if it were the whole pooled feature. For families whose features are the average of F
@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy import ndimage
 
-from solo_scaca.spatial_maps import SpatialSpec, spatial_spec
+from solo_scaca.addon.spatial_maps import SpatialSpec, spatial_spec
 
 Box = Tuple[int, int, int, int]
 DEFAULT_THRESHOLDS = np.arange(0, 1, 0.01)

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from benchmarks import accuracy
+from benchmarks import data, profiles, runs
 from benchmarks.common import RESULTS, metadata, write_table
 
 RUNS_DIR = "ablation_runs"
@@ -53,7 +53,7 @@ def slug(variant: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in variant).strip("_")
 
 
-def random_init_checkpoint(profile: accuracy.Profile, seed: int, train_path: Path,
+def random_init_checkpoint(profile: profiles.Profile, seed: int, train_path: Path,
                            path: Path) -> Path:
     """An untrained backbone (the host's initialisation under ``seed``) saved as an exported
     checkpoint, with the profile's pretraining config embedded."""
@@ -64,7 +64,7 @@ def random_init_checkpoint(profile: accuracy.Profile, seed: int, train_path: Pat
     from solo_scaca.cli.common import prepare_cfg
     from solo_scaca.host.export import build_backbone
 
-    cfg = prepare_cfg(accuracy.pretrain_config(profile, "swav", seed, train_path, path.parent,
+    cfg = prepare_cfg(runs.pretrain_config(profile, "swav", seed, train_path, path.parent,
                                                "image_folder"), parse_cfg)
     torch.manual_seed(seed)
     args = OmegaConf.to_container(cfg)
@@ -76,18 +76,18 @@ def random_init_checkpoint(profile: accuracy.Profile, seed: int, train_path: Pat
     return path
 
 
-def run_random_init(profile_name: str, profile: accuracy.Profile, seed: int, train_path: Path,
+def run_random_init(profile_name: str, profile: profiles.Profile, seed: int, train_path: Path,
                     test_path: Path, work_dir: Path, run_file: Path) -> Dict[str, Any]:
     """k-NN and linear accuracy of the randomly initialised backbone: what pretraining adds."""
     ckpt = random_init_checkpoint(profile, seed, train_path, work_dir / "random-init.ckpt")
     start = time.time()
     result = {"benchmark": "ablation", "profile": profile_name, "method": "swav", "seed": seed,
-              **accuracy.evaluate(str(ckpt), profile, train_path, test_path, seed),
+              **runs.evaluate(str(ckpt), profile, train_path, test_path, seed),
               "pretrain_s": 0.0, "pretrain_steps": 0, "s_per_step": "",
               "eval_s": time.time() - start, "checkpoint": str(ckpt),
-              "settings": accuracy.settings_of(profile), **metadata()}
+              "settings": profiles.settings_of(profile), **metadata()}
     result["wall_s"] = result["eval_s"]
-    accuracy.write_run_file(run_file, result)
+    runs.write_run_file(run_file, result)
     return result
 
 
@@ -99,16 +99,16 @@ def reusable_run(profile_dir: Path, variant: str, seed: int,
     if method is None or not path.exists():
         return None
     run = json.loads(path.read_text())
-    return run if accuracy.same_settings(run.get("settings", {}), settings) else None
+    return run if profiles.same_settings(run.get("settings", {}), settings) else None
 
 
-def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root: Path,
+def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
               cifar_dir: Path, work_dir: Path, seed: int,
               variants: List[str]) -> Dict[str, Path]:
     """Runs the missing variants (one seed each) and writes the table."""
     profile_dir = out / profile_name
     runs_dir = profile_dir / RUNS_DIR
-    settings = accuracy.settings_of(profile)
+    settings = profiles.settings_of(profile)
     paths: Optional[Tuple[Path, Path]] = None
     for i, variant in enumerate(variants, 1):
         method, overrides = VARIANTS[variant]
@@ -116,7 +116,7 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
         label = f"[ablations] {i}/{len(variants)} {variant}"
         if run_file.exists():
             done = json.loads(run_file.read_text())
-            if done.get("seed") != seed or not accuracy.same_settings(
+            if done.get("seed") != seed or not profiles.same_settings(
                     done.get("base_settings", done.get("settings", {})), settings):
                 raise SystemExit(f"{run_file} was measured with other settings or seed: delete "
                                  f"{runs_dir} (or pass another --out) to start again")
@@ -126,14 +126,14 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
             print(f"{label}: the accuracy suite's run of seed {seed} is used", flush=True)
             continue
         if paths is None:
-            paths = accuracy.profile_data(profile, data_root, cifar_dir)
+            paths = data.profile_data(profile, data_root, cifar_dir)
         print(f"{label}: start", flush=True)
         variant_dir = work_dir / "ablations" / slug(variant)
         if variant == RANDOM_INIT:
             result = run_random_init(profile_name, profile, seed, *paths, variant_dir, run_file)
         else:
             varied = dataclasses.replace(profile, extra=profile.extra + overrides)
-            result = accuracy.run_one(profile_name, varied, method, seed, *paths, variant_dir,
+            result = runs.run_one(profile_name, varied, method, seed, *paths, variant_dir,
                                       run_file, {"benchmark": "ablation",
                                                  "base_settings": settings})
         print(f"{label}: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
@@ -142,9 +142,9 @@ def run_suite(profile_name: str, profile: accuracy.Profile, out: Path, data_root
     return write_tables(profile_name, profile, profile_dir, seed)
 
 
-def collect(profile_dir: Path, profile: accuracy.Profile, seed: int) -> List[Dict[str, Any]]:
+def collect(profile_dir: Path, profile: profiles.Profile, seed: int) -> List[Dict[str, Any]]:
     """One row per variant that has a result (own run file or the accuracy suite's)."""
-    settings = accuracy.settings_of(profile)
+    settings = profiles.settings_of(profile)
     rows = []
     for variant, (method, overrides) in VARIANTS.items():
         path = profile_dir / RUNS_DIR / f"{slug(variant)}.json"
@@ -155,7 +155,7 @@ def collect(profile_dir: Path, profile: accuracy.Profile, seed: int) -> List[Dic
             source = f"runs/{REUSABLE.get(variant)}-seed{seed}.json"
         if run is None:
             continue
-        check = accuracy.learning_check(run.get("swav_loss_per_epoch", []),
+        check = runs.learning_check(run.get("swav_loss_per_epoch", []),
                                         profile.num_prototypes)
         if variant == RANDOM_INIT:
             check = {"swav_loss_last": "-", "plateau": "-"}
@@ -201,7 +201,7 @@ def plot(rows: List[Dict[str, Any]], path: Path, title: str) -> Optional[Path]:
     return path
 
 
-def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path,
+def write_tables(profile_name: str, profile: profiles.Profile, profile_dir: Path,
                  seed: int) -> Dict[str, Path]:
     rows = collect(profile_dir, profile, seed)
     if not rows:
@@ -212,7 +212,7 @@ def write_tables(profile_name: str, profile: accuracy.Profile, profile_dir: Path
     meta["wall time, own runs"] = f"{sum(r['wall_s'] for r in own) / 60:.1f} min"
     stuck = [r for r in rows if r["plateau"] == "yes"]
     warning = (f"**Warning: {len(stuck)} of {len(rows) - 1} pretrained variants ended on SwAV's "
-               f"plateau** (`plateau`: last-epoch SwAV loss within {accuracy.PLATEAU_NATS} of "
+               f"plateau** (`plateau`: last-epoch SwAV loss within {runs.PLATEAU_NATS} of "
                "ln K, the loss of uniform predictions): they did not learn, and their differences "
                "say nothing about the add-on.\n\n") if stuck else ""
     missing = [v for v in VARIANTS if v not in {r["variant"] for r in rows}]
@@ -250,7 +250,7 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
     first = json.loads(files[0].read_text())
     settings = first.get("base_settings", first["settings"])
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return write_tables(first["profile"], accuracy.Profile(why="", **fields), profile_dir,
+    return write_tables(first["profile"], profiles.Profile(why="", **fields), profile_dir,
                         first["seed"])
 
 
@@ -258,20 +258,20 @@ def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks ablations``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks ablations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(accuracy.PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(profiles.PROFILES), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         metavar="VARIANT", help=f"default: all of {list(VARIANTS)}")
-    parser.add_argument("--data-root", type=Path, default=accuracy.DEFAULT_DATA_ROOT)
+    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
     parser.add_argument("--cifar-dir", type=Path, default=None,
                         help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
                              "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
-    parser.add_argument("--work-dir", type=Path, default=accuracy.DEFAULT_WORK_DIR,
+    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR,
                         help="where the pretraining checkpoints go (outside the repository)")
     args = parser.parse_args(argv)
-    cifar_dir = args.cifar_dir or accuracy.shared_data_dir() / "cifar10"
-    return run_suite(args.profile, accuracy.PROFILES[args.profile], args.out,
+    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
+    return run_suite(args.profile, profiles.PROFILES[args.profile], args.out,
                      args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
                      args.seed, args.variants)
 

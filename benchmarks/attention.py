@@ -15,11 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks import accuracy, controls
+from benchmarks import control_variants, controls, controls_tables, data
 from benchmarks.common import RESULTS, write_table
 
 # the rows of the table, in order: references, then the candidates
-REFERENCES = (controls.RANDOM_INIT, controls.SWAV, controls.UNIFORM)
+REFERENCES = (control_variants.RANDOM_INIT, control_variants.SWAV, control_variants.UNIFORM)
 CANDIDATES = ("swav_scaca (default)", "ca_keys=features", "ca_response=mean",
               "ca_response=contrast", "ca_mask_temperature=0.02",
               "ca_keys=features, ca_response=mean")
@@ -41,23 +41,23 @@ def alive(entropy: Optional[float], sensitivity: Optional[float],
 
 def rows_of(runs: List[Dict[str, Any]], seed: int) -> List[Dict[str, Any]]:
     by_variant = {r["variant"]: r for r in runs
-                  if r["seed"] == seed or r["variant"] == controls.RANDOM_INIT}
-    refs = {v: by_variant.get(v) for v in (controls.SWAV, controls.UNIFORM)}
+                  if r["seed"] == seed or r["variant"] == control_variants.RANDOM_INIT}
+    refs = {v: by_variant.get(v) for v in (control_variants.SWAV, control_variants.UNIFORM)}
     rows = []
     for variant in (*REFERENCES, *CANDIDATES):
         run = by_variant.get(variant)
         if run is None:
             continue
         row: Dict[str, Any] = {"variant": variant, "seed": run["seed"]}
-        for key, short in controls.MECHANISM:
-            row[short] = controls.last(run, key)
+        for key, short in control_variants.MECHANISM:
+            row[short] = controls_tables.last(run, key)
         if row["sensitivity"] is not None and row["to_uniform"]:
             row["sensitivity_share"] = row["sensitivity"] / row["to_uniform"]
         row["alive"] = alive(row["entropy"], row["sensitivity"], row["to_uniform"])
         for key in ("knn20_top1", "knn200_top1", "linear_top1"):
             row[key] = run[key]
         for key, short in (("knn20_top1", "knn20"), ("linear_top1", "linear")):
-            for ref, name in ((controls.SWAV, "swav"), (controls.UNIFORM, "uniform")):
+            for ref, name in ((control_variants.SWAV, "swav"), (control_variants.UNIFORM, "uniform")):
                 if refs[ref] is not None and variant not in REFERENCES:
                     row[f"d_{short}_{name}"] = run[key] - refs[ref][key]
         rows.append({k: ("" if v is None else v) for k, v in row.items()})
@@ -65,7 +65,7 @@ def rows_of(runs: List[Dict[str, Any]], seed: int) -> List[Dict[str, Any]]:
 
 
 def write_tables(profile_dir: Path, seed: int = 0) -> Optional[Path]:
-    runs = controls.load_runs(profile_dir)
+    runs = controls_tables.load_runs(profile_dir)
     rows = rows_of(runs, seed)
     if not any(r["variant"] in CANDIDATES for r in rows):
         return None
@@ -94,18 +94,18 @@ def main(argv=None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks attention``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks attention", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(controls.PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(control_variants.PROFILES), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", type=Path, default=accuracy.DEFAULT_DATA_ROOT)
+    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
     parser.add_argument("--cifar-dir", type=Path, default=None)
-    parser.add_argument("--work-dir", type=Path, default=accuracy.DEFAULT_WORK_DIR / "controls")
+    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR / "controls")
     args = parser.parse_args(argv)
-    cifar_dir = args.cifar_dir or accuracy.shared_data_dir() / "cifar10"
-    pairs = [(v, args.seed) for v in (controls.SWAV, controls.UNIFORM, *CANDIDATES)]
-    controls.run_suite(args.profile, controls.PROFILES[args.profile], args.out,
+    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
+    pairs = [(v, args.seed) for v in (control_variants.SWAV, control_variants.UNIFORM, *CANDIDATES)]
+    controls.run_suite(args.profile, control_variants.PROFILES[args.profile], args.out,
                        args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
-                       list(controls.VARIANTS), only=pairs)
+                       list(control_variants.VARIANTS), only=pairs)
     return write_tables(args.out / args.profile, args.seed)
 
 

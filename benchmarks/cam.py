@@ -36,6 +36,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from benchmarks.common import RESULTS, metadata, write_table
+from benchmarks.data import shared_data_dir
 from solo_scaca.evaluation.cam import (cams_from_features, center_gaussian_maps, estimated_boxes,
                             location_features, max_box_acc, train_linear_head,
                             upsample_and_normalize)
@@ -44,9 +45,8 @@ from solo_scaca.data.toy_shapes import generate_toy_shapes, read_boxes
 from solo_scaca.host.export import load_backbone, read_pretrain_args
 from solo_scaca.host.knn import extract_features
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CIFAR = ROOT.parent / "shared" / "data" / "cifar10" / "test.tar.gz"
-DATA_DIR = ROOT / "runs" / "cam"
+DEFAULT_CIFAR = shared_data_dir() / "cifar10" / "test.tar.gz"
+DATA_DIR = Path("~/.cache/solo-scaca/cam").expanduser()  # generated data: outside the repository
 DATASET_NAMES = {"toy": "toy_shapes", "cifar": "cifar_loc"}
 # the host's per-dataset normalisation (solo.data.pretrain_dataloader.build_transform_pipeline)
 MEANS_N_STD = {
@@ -225,13 +225,12 @@ def summarize(runs: List[Dict]) -> List[Dict]:
 
 
 def make_tiny_checkpoint(path: Path, method: str, seed: int = 0) -> Path:
-    """A random-init tiny ``method`` model (tests.conftest's tiny config: ResNet-18, CIFAR stem)
+    """A random-init tiny ``method`` model (benchmarks.tiny_models' tiny config: ResNet-18, CIFAR stem)
     saved as ``{"state_dict": ...}`` with its ``args.json`` beside it (one per folder)."""
     from omegaconf import OmegaConf
     from solo.methods import METHODS
 
-    import solo_scaca  # noqa: F401  (registers swav_scaca)
-    from tests.conftest import make_cfg
+    from benchmarks.tiny_models import make_cfg
 
     torch.manual_seed(seed)
     cfg = make_cfg(method=method)

@@ -21,7 +21,7 @@ from solo.methods.swav import SwAV
 
 from benchmarks.common import RESULTS, metadata, write_table
 from solo_scaca import SwAVSCACA
-from tests.conftest import make_cfg, ready_for_steps
+from benchmarks.tiny_models import make_cfg, ready_for_steps
 
 SETTINGS = {
     # name: (config overrides, image size, batch size)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import accuracy
+from benchmarks import data as bench_data
+from benchmarks import accuracy, profiles, runs
 from benchmarks.__main__ import main as bench_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def _cifar_dir() -> Path:
 def tiny_suite(tmp_path_factory):
     """The tiny profile run once through ``python3 -m benchmarks``'s main, into tmp folders."""
     base = tmp_path_factory.mktemp("bench")
-    data = accuracy.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
+    data = bench_data.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
                                  test_per_class=4)
     argv = ["accuracy", "--profile", "tiny", "--out", str(base / "results"), "--data-root",
             str(data), "--work-dir", str(base / "work")]
@@ -168,7 +169,7 @@ def _tarball(path: Path, split: str) -> str:
                 info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
-    return accuracy.sha256(path)
+    return bench_data.sha256(path)
 
 
 def test_prepare_checks_sha256_extracts_once_and_subsets(tmp_path):
@@ -176,22 +177,22 @@ def test_prepare_checks_sha256_extracts_once_and_subsets(tmp_path):
     source.mkdir()
     sums = {f"{s}.tar.gz": _tarball(source / f"{s}.tar.gz", s) for s in ("train", "test")}
     with pytest.raises(ValueError, match="sha256"):
-        accuracy.prepare_cifar(tmp_path / "bad", source, {**sums, "train.tar.gz": "0" * 64})
+        bench_data.prepare_cifar(tmp_path / "bad", source, {**sums, "train.tar.gz": "0" * 64})
     assert not (tmp_path / "bad" / "train").exists()
 
-    root = accuracy.prepare_cifar(tmp_path / "root", source, sums)
+    root = bench_data.prepare_cifar(tmp_path / "root", source, sums)
     assert sorted(p.name for p in (root / "train" / "a").iterdir()) == [
         "0000.jpg", "0001.jpg", "0002.jpg"]
     (source / "train.tar.gz").unlink()  # extracted already: not needed again
-    accuracy.prepare_cifar(root, source, sums)
+    bench_data.prepare_cifar(root, source, sums)
 
-    subset = accuracy.class_subset(root / "train", 2, root / "subsets" / "train-2pc")
+    subset = bench_data.class_subset(root / "train", 2, root / "subsets" / "train-2pc")
     files = sorted(p.relative_to(subset).as_posix() for p in subset.rglob("*.jpg"))
     assert files == ["a/0000.jpg", "a/0001.jpg", "b/0000.jpg", "b/0001.jpg"]
     assert all(p.is_symlink() for p in subset.rglob("*.jpg"))
-    assert accuracy.class_subset(root / "train", None, tmp_path / "x") == root / "train"
+    assert bench_data.class_subset(root / "train", None, tmp_path / "x") == root / "train"
     with pytest.raises(ValueError, match="fewer than"):
-        accuracy.class_subset(root / "train", 5, root / "subsets" / "train-5pc")
+        bench_data.class_subset(root / "train", 5, root / "subsets" / "train-5pc")
 
 
 def _run(method, seed, value):
@@ -219,9 +220,9 @@ def test_gpu_profile_config_builds_both_methods(tmp_path):
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
 
-    profile = accuracy.PROFILES["gpu"]
+    profile = profiles.PROFILES["gpu"]
     for method in accuracy.METHODS:
-        cfg = accuracy.pretrain_config(profile, method, 0, tmp_path, tmp_path / "ckpt",
+        cfg = runs.pretrain_config(profile, method, 0, tmp_path, tmp_path / "ckpt",
                                        "image_folder")
         OmegaConf.set_struct(cfg, False)
         assert cfg.precision == "16-mixed" and list(cfg.devices) == [0]
@@ -289,7 +290,7 @@ def test_gpu_profile_runs_on_cpu_with_tiny_budget(tiny_suite, tmp_path):
                 "--data-root", tiny_suite["argv"][6], "--work-dir", str(tmp_path / "work"),
                 "--epochs", "1", "--batch-size", "32", "--num-workers", "1", "--seeds", "0",
                 "--train-per-class", "8", "--test-per-class", "4"])
-    gpu = accuracy.PROFILES["gpu"]
+    gpu = profiles.PROFILES["gpu"]
     for method in accuracy.METHODS:
         run = json.loads((tmp_path / "results" / "gpu" / "runs" / f"{method}-seed0.json")
                          .read_text())
@@ -311,7 +312,7 @@ def test_cifar100_is_layout_ready(tmp_path, capsys, monkeypatch):
     source.mkdir()
     for split in ("train", "test"):
         _tarball(source / f"{split}.tar.gz", split)
-    root = accuracy.prepare_cifar(tmp_path / "root", source, accuracy.CHECKSUMS["cifar100"])
+    root = bench_data.prepare_cifar(tmp_path / "root", source, bench_data.CHECKSUMS["cifar100"])
     assert (root / "train" / "a" / "0000.jpg").exists() and (root / "test" / "b").is_dir()
     assert "no pinned sha256" in capsys.readouterr().out
     seen = {}
@@ -335,7 +336,7 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
                    "++method_kwargs.sk_epsilon=0.02", "--methods", "swav"])
     profile = seen["p"]
     assert profile.lr == 0.15 and profile.crop_size == 32 and profile.seeds == (0, 1)
-    assert profile.test_per_class is None and profile.epochs == accuracy.PROFILES["cpu"].epochs
+    assert profile.test_per_class is None and profile.epochs == profiles.PROFILES["cpu"].epochs
     assert profile.extra[-1] == "++method_kwargs.sk_epsilon=0.02"
     assert seen["k"]["methods"] == ["swav"]
     for bad, needle in (("nope=1", "FIELD one of"), ("lr=fast", "lr takes a float")):
@@ -347,9 +348,9 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
 def test_cpu_profile_augmentation_reaches_the_composed_config(tmp_path):
     """The cpu profile's milder augmentation (its ``extra`` overrides) is what the pretraining
     config of both methods holds; everything else stays the shipped recipe."""
-    profile = accuracy.PROFILES["cpu"]
+    profile = profiles.PROFILES["cpu"]
     for method in accuracy.METHODS:
-        cfg = accuracy.pretrain_config(profile, method, 0, tmp_path / "train", tmp_path / "ckpt",
+        cfg = runs.pretrain_config(profile, method, 0, tmp_path / "train", tmp_path / "ckpt",
                                        "image_folder")
         aug = cfg.augmentations[0]
         assert (aug.color_jitter.brightness, aug.color_jitter.contrast,

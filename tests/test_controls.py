@@ -2,13 +2,16 @@
 variants side by side as processes, t-tests, mechanism metrics, resume, the gpu profile's
 configs."""
 
+import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks import accuracy, controls
+from benchmarks import control_variants, controls, controls_tables, runs
+from benchmarks import data as bench_data
 from benchmarks.__main__ import main as bench_main
 from tests.test_benchmarks import REPO, _cifar_dir, _csv
 
@@ -18,7 +21,7 @@ VARIANTS = ["swav", "swav_scaca (default)", "ca_mask=uniform"]
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     base = tmp_path_factory.mktemp("controls")
-    data = accuracy.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
+    data = bench_data.sample_cifar(_cifar_dir(), base / "data", train_per_class=8,
                                  test_per_class=4)
     argv = ["controls", "--profile", "tiny", "--out", str(base / "results"), "--data-root",
             str(data), "--work-dir", str(base / "work"), "--variants", *VARIANTS,
@@ -29,7 +32,7 @@ def campaign(tmp_path_factory):
 
 def test_tables_have_every_variant_with_seeds_tests_and_metrics(campaign):
     columns, rows = _csv(campaign["dir"] / "controls.csv")
-    assert columns == controls.CSV_COLUMNS
+    assert columns == controls_tables.CSV_COLUMNS
     by_variant = {r["variant"]: r for r in rows}
     assert list(by_variant) == ["random init", *VARIANTS]
     assert [by_variant[v]["n"] for v in VARIANTS] == ["2", "2", "2"]
@@ -54,10 +57,10 @@ def test_run_files_hold_the_metrics_per_epoch_and_the_variant_s_config(campaign)
     run = json.loads((campaign["dir"] / "control_runs" / "ca_mask_uniform-seed1.json")
                      .read_text())
     assert run["variant"] == "ca_mask=uniform" and run["seed"] == 1
-    for key in controls.CURVES:
+    for key in control_variants.CURVES:
         assert len(run[f"{key}_per_epoch"]) == 1, key
     args = json.loads(
-        (accuracy.Path(run["checkpoint"]).parent / "args.json").read_text())
+        (Path(run["checkpoint"]).parent / "args.json").read_text())
     assert args["method_kwargs"]["ca_mask"] == "uniform"
     assert args["backbone"]["name"] == "wide_resnet28w2"
     assert (campaign["work"] / "logs" / "ca_mask_uniform-seed1.log").exists()
@@ -86,10 +89,10 @@ def test_gpu_profile_configs_build_every_variant(tmp_path):
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
 
-    profile = controls.PROFILES["gpu"]
-    for variant, (method, overrides, _) in controls.VARIANTS.items():
-        varied = accuracy.dataclasses.replace(profile, extra=profile.extra + overrides)
-        cfg = accuracy.pretrain_config(varied, method, 0, tmp_path, tmp_path / "c",
+    profile = control_variants.PROFILES["gpu"]
+    for variant, (method, overrides, _) in control_variants.VARIANTS.items():
+        varied = dataclasses.replace(profile, extra=profile.extra + overrides)
+        cfg = runs.pretrain_config(varied, method, 0, tmp_path, tmp_path / "c",
                                        "image_folder")
         OmegaConf.set_struct(cfg, False)
         cfg = parse_cfg(cfg)
@@ -109,7 +112,7 @@ def test_attention_rows_flag_alive_masks_against_the_references(campaign):
     assert attention.alive(0.95, 0.3, 0.5) == "no"  # near uniform
     assert attention.alive(0.85, 0.2, 0.5) == "no"  # attends, but not to the partner
     assert attention.alive(None, None, None) == "n/a"
-    runs = controls.load_runs(campaign["dir"])
+    runs = controls_tables.load_runs(campaign["dir"])
     rows = {r["variant"]: r for r in attention.rows_of(runs, seed=0)}
     assert list(rows) == ["random init", "swav", "ca_mask=uniform", "swav_scaca (default)"]
     default, swav = rows["swav_scaca (default)"], rows["swav"]

@@ -1,0 +1,147 @@
+"""What sizes a benchmark suite (``Profile``), the accuracy benchmark's profiles, and how run
+files' settings are compared."""
+
+import argparse
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Everything that sizes a suite. Both methods get exactly the same settings."""
+
+    why: str                        # how the size was chosen (goes into the table notes)
+    seeds: Tuple[int, ...]
+    epochs: int
+    train_per_class: Optional[int]  # None: the whole training split (5000 per class)
+    test_per_class: Optional[int]   # None: the whole test split (1000 per class)
+    crop_size: int
+    batch_size: int
+    lr: float                       # before the host's batch_size / 256 scaling
+    warmup_epochs: int
+    num_prototypes: int
+    queue_size: int
+    epoch_queue_starts: int
+    freeze_prototypes_epochs: int
+    data_format: str                # "image_folder" or "dali" (falls back to image_folder)
+    num_workers: int
+    linear_epochs: int
+    linear_batch_size: int
+    eval_batch_size: int
+    extra: Tuple[str, ...] = ()     # further Hydra overrides, same for both methods
+    backbone: str = "resnet18"      # the host's backbone.name
+
+    def pretrain_overrides(self) -> List[str]:
+        """Hydra overrides of the shipped custom-dataset config (before data paths and seed)."""
+        return [
+            f"backbone.name={self.backbone}",
+            f"augmentations.0.crop_size={self.crop_size}",
+            f"optimizer.batch_size={self.batch_size}",
+            f"optimizer.lr={self.lr}",
+            f"++scheduler.warmup_epochs={self.warmup_epochs}",
+            f"max_epochs={self.epochs}",
+            f"method_kwargs.num_prototypes={self.num_prototypes}",
+            f"method_kwargs.queue_size={self.queue_size}",
+            f"method_kwargs.epoch_queue_starts={self.epoch_queue_starts}",
+            f"method_kwargs.freeze_prototypes_epochs={self.freeze_prototypes_epochs}",
+            f"method_kwargs.ca_warmup_epochs={self.freeze_prototypes_epochs}",
+            f"data.format={self.data_format}",
+            f"data.num_workers={self.num_workers}",
+            "data.val_path=null",  # no online validation: the evaluation below is the measure
+            # one device, no DDP (the shipped config asks for 2 GPUs); CPU settings are applied
+            # by the pretraining command itself when there is no CUDA device
+            "devices=[0]", "strategy=auto", "sync_batchnorm=False",
+            "wandb.enabled=False", "auto_resume.enabled=False",
+            "checkpoint.enabled=True", "checkpoint.frequency=1",
+            *self.extra,
+        ]
+
+
+PROFILES: Dict[str, Profile] = {
+    # 2-core CPU, about 75 minutes for 6 runs. Measured on this 2-core machine while it was
+    # quiet (session 3 probe, swav, 8 epochs): 74-88 s per epoch (62 steps), 623 s of
+    # pretraining, ~25 s of evaluation on 1000 test images (~70 s on all 10000); swav_scaca's
+    # step is ~7% longer. 3 x (623 + 70) + 3 x (670 + 70) = ~4300 s = ~72 min.
+    "cpu": Profile(
+        why=("6 runs (2 methods x 3 seeds) in about 75 min on 2 CPU cores: 8 epochs of a "
+             "2000-image subset (200 per class, 62 steps of 2 x 32 crops at 64 px: layer4 is "
+             "2x2) take ~10.5 min per run here, the evaluation (features of 2000 + 10000 "
+             "images, k-NN, 100 linear epochs on cached features) ~70 s. The small batch gets "
+             "fewer prototypes (100) and a short queue (15 batches, from epoch 2), as SwAV does "
+             "for small batches. Augmentation milder than the shipped ImageNet recipe (colour "
+             "jitter 0.4/0.4/0.4/0.1 instead of 0.8/0.8/0.8/0.2, no blur, crops of at least 30% "
+             "of the image): with the shipped recipe the SwAV loss of both methods stayed at "
+             "ln K (collapse) at this budget; 17 probes in NOTES.md, only a milder "
+             "augmentation left ln K."),
+        seeds=(0, 1, 2), epochs=8, train_per_class=200, test_per_class=None, crop_size=64,
+        batch_size=32, lr=0.6, warmup_epochs=1, num_prototypes=100, queue_size=480,
+        epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="image_folder",
+        num_workers=2, linear_epochs=100, linear_batch_size=256, eval_batch_size=256,
+        extra=("augmentations.0.color_jitter.brightness=0.4",
+               "augmentations.0.color_jitter.contrast=0.4",
+               "augmentations.0.color_jitter.saturation=0.4",
+               "augmentations.0.color_jitter.hue=0.1",
+               "augmentations.0.gaussian_blur.prob=0.0",
+               "augmentations.0.rrc.crop_min_scale=0.3"),
+    ),
+    # one H100, about 9 minutes for 6 runs (an estimate: not run here, no GPU). ResNet-18 with
+    # the ImageNet stem at 64 px is ~0.15 GFLOPs per crop, about a quarter of the CIFAR stem at
+    # 32 px; 2 x 50k crops per epoch decoded by DALI on the GPU: ~6 s per epoch with Lightning's
+    # per-step overhead, ~30 s start-up and ~15 s evaluation per run.
+    "gpu": Profile(
+        why=("6 runs (2 methods x 3 seeds) in about 9 min on one H100 (estimated, not measured: "
+             "no GPU where this was written): ~6 s per epoch of 50k images (2 crops at 64 px, "
+             "DALI decoding on the GPU, 196 steps of 256), 8 epochs = ~50 s, plus ~30 s "
+             "start-up and ~15 s evaluation per run. Host settings of the shipped custom config "
+             "(LARS, warmup_cosine, 3000 prototypes, queue 3840), the queue from epoch 2 and "
+             "prototypes frozen for 1 epoch to fit the short schedule. If the GPU is faster "
+             "than estimated, rerun with `--epochs N` (into another `--out`)."),
+        seeds=(0, 1, 2), epochs=8, train_per_class=None, test_per_class=None, crop_size=64,
+        batch_size=256, lr=0.6, warmup_epochs=1, num_prototypes=3000, queue_size=3840,
+        epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="dali", num_workers=12,
+        linear_epochs=30, linear_batch_size=1024, eval_batch_size=512,
+        extra=("precision=16-mixed",),
+    ),
+    # what CI runs: the same code, a few images, 1 epoch, 1 seed
+    "tiny": Profile(
+        why="CI check of the code path only: the numbers mean nothing.",
+        seeds=(0,), epochs=1, train_per_class=8, test_per_class=4, crop_size=64, batch_size=16,
+        lr=0.6, warmup_epochs=0, num_prototypes=10, queue_size=32, epoch_queue_starts=0,
+        freeze_prototypes_epochs=0, data_format="image_folder", num_workers=1, linear_epochs=2,
+        linear_batch_size=16, eval_batch_size=64,
+    ),
+}
+
+
+def settings_of(profile: Profile) -> Dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(profile).items() if k != "why"}
+
+
+# fields added to Profile later, with the value that run files written before them had
+LATER_FIELDS = {f.name: f.default for f in dataclasses.fields(Profile)
+                if f.default is not dataclasses.MISSING and f.name != "extra"}
+
+
+def same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Whether run files of settings ``a`` and ``b`` belong in one table: every setting but the
+    seed list equal, so that a later ``--seeds`` adds runs to a suite instead of refusing it."""
+    return ({k: v for k, v in {**LATER_FIELDS, **a}.items() if k != "seeds"}
+            == {k: v for k, v in {**LATER_FIELDS, **b}.items() if k != "seeds"})
+
+
+def parse_field(parser: argparse.ArgumentParser, profile: Profile, item: str) -> Dict[str, Any]:
+    """``FIELD=VALUE`` of ``--set`` as ``{field: value}`` of the field's type."""
+    key, sep, value = item.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "extra")}
+    if not sep or key not in fields:
+        parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)}, got {item!r}")
+    current = getattr(profile, key)
+    try:
+        if isinstance(current, tuple):
+            return {key: tuple(int(v) for v in value.split(","))}
+        if current is None or isinstance(current, int):
+            return {key: None if value.lower() == "none" else int(value)}
+        return {key: type(current)(value)}
+    except ValueError:
+        parser.error(f"--set {item!r}: {key} takes a {type(current).__name__}")

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from benchmarks import stats
 from benchmarks.common import write_table
 from benchmarks.profiles import Profile
+from benchmarks.runs import RUN_NOTES, learning_check
 from benchmarks.control_variants import (
     MECHANISM,
     PROFILES,
@@ -154,7 +155,7 @@ def write_tables(profile_dir: Path) -> Dict[str, Path]:
               for k, v in runs[0]["base_settings"].items()}
     profile = Profile(why=PROFILES[name].why if name in PROFILES else "", **fields)
     for run in runs:
-        run.update(runs.learning_check(run.get("swav_loss_per_epoch", []),
+        run.update(learning_check(run.get("swav_loss_per_epoch", []),
                                            profile.num_prototypes))
         run.update({f"last_{short}": last(run, key) for key, short in MECHANISM})
     pretrained = [r for r in runs if r["variant"] != RANDOM_INIT]
@@ -168,7 +169,7 @@ def write_tables(profile_dir: Path) -> Dict[str, Path]:
         "table": write_table("controls", f"Controls: does the cross-attention help? ({name})",
                              rows, COLUMNS, meta, text, profile_dir),
         "runs": write_table("controls_runs", f"Controls, every run ({name})", runs,
-                            RUN_COLUMNS, meta, runs.RUN_NOTES, profile_dir),
+                            RUN_COLUMNS, meta, RUN_NOTES, profile_dir),
     }
     # the csv keeps the numbers unformatted
     write_csv(profile_dir / "controls.csv", rows, CSV_COLUMNS)

@@ -81,9 +81,9 @@ def _controls(profile: str, out_dir: Path, extra: List[str]) -> None:
 
 
 def _controls_rebuild(profile_dir: Path) -> None:
-    from benchmarks import controls
+    from benchmarks import controls_tables
 
-    controls.rebuild_tables(profile_dir)
+    controls_tables.rebuild_tables(profile_dir)
 
 
 def _attention(profile: str, out_dir: Path, extra: List[str]) -> None:

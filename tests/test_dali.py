@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 try:
-    from solo_scaca import dali_cpu
+    from solo_scaca.host import dali_cpu
     from solo.data import dali_dataloader as host
     from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
 

@@ -17,7 +17,8 @@ from solo_scaca.addon.mechanism_metrics import (
     mask_entropy,
     mask_peak,
 )
-from tests.conftest import make_cfg, ready_for_steps, tiny_batch
+from tests.conftest import make_cfg, tiny_batch
+from tests.test_swav_scaca import _paired_models
 
 FIVE = ("train_ca_mask_entropy", "train_ca_mask_peak", "train_ca_partner_sensitivity",
         "train_ca_partner_same_prototype", "train_ca_partner_same_class")
@@ -46,18 +47,9 @@ def _logged(model):
     return logged
 
 
-def _pair(overrides):
-    torch.manual_seed(0)
-    swav = ready_for_steps(SwAV(make_cfg(method="swav")))
-    scaca = ready_for_steps(SwAVSCACA(make_cfg(overrides)))
-    missing, unexpected = scaca.load_state_dict(swav.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("ca_head.") for k in missing)
-    return swav, scaca
-
-
 @pytest.mark.parametrize("weight", [1.0, 0.5])
 def test_uniform_mask_is_the_host_swav_loss_counted_one_plus_lambda_times(weight):
-    swav, scaca = _pair(["method_kwargs.ca_mask=uniform", f"method_kwargs.ca_weight={weight}"])
+    swav, scaca = _paired_models(["method_kwargs.ca_mask=uniform", f"method_kwargs.ca_weight={weight}"])
     assert list(scaca.ca_head.parameters()) == []  # nothing to learn: no unused DDP params
     host_log, log = _logged(swav), _logged(scaca)
     batch = tiny_batch()
@@ -71,7 +63,7 @@ def test_uniform_mask_is_the_host_swav_loss_counted_one_plus_lambda_times(weight
 
 
 def test_training_step_logs_the_five_metrics_and_same_class_only_for_real_labels():
-    _, scaca = _pair([])
+    _, scaca = _paired_models([])
     log = _logged(scaca)
     scaca.training_step(tiny_batch(), 0)
     assert set(FIVE) <= set(log)
@@ -115,7 +107,7 @@ def test_mean_response_and_contrast_against_a_negative():
 
 
 def test_contrast_response_trains_through_the_method():
-    _, scaca = _pair(["method_kwargs.ca_response=contrast"])
+    _, scaca = _paired_models(["method_kwargs.ca_response=contrast"])
     log = _logged(scaca)
     loss = scaca.training_step(tiny_batch(), 0)
     loss.backward()

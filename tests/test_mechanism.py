@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from solo.methods.swav import SwAV
 
 from solo_scaca import SwAVSCACA
 from solo_scaca.addon.cross_attention import SpatialCrossAttention, cross_correlation_mask

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from solo_scaca.addon.pairing import PAIRING_MODES, select_partners
+from solo_scaca.addon.pairing import select_partners
 
 
 def _codes(rows):
@@ -76,4 +76,3 @@ def test_bad_requests_fail_clearly():
         select_partners("prototype", codes)
     with pytest.raises(ValueError, match="ca_pairing='foo'.*prototype"):
         select_partners("foo", codes)
-    assert PAIRING_MODES == ("prototype", "nn", "self", "random")

@@ -5,11 +5,11 @@ import warnings
 import solo.losses
 import solo.methods
 
-from solo_scaca.addon.losses import swav_scaca_loss_func
+from solo_scaca.addon.losses import ca_loss_func
 from solo_scaca.methods.swav_scaca import SwAVSCACA
 
 METHOD_NAME = "swav_scaca"
-LOSS_NAME = "swav_scaca_loss_func"
+LOSS_NAME = "swav_scaca_loss_func"  # the name under solo.losses (the CA term of swav_scaca)
 
 
 def register() -> None:
@@ -20,7 +20,7 @@ def register() -> None:
     """
     for namespace, name, obj in (
         (solo.methods.METHODS, METHOD_NAME, SwAVSCACA),
-        (vars(solo.losses), LOSS_NAME, swav_scaca_loss_func),
+        (vars(solo.losses), LOSS_NAME, ca_loss_func),
     ):
         current = namespace.setdefault(name, obj)
         if current is not obj:

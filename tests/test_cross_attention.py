@@ -4,7 +4,7 @@ import torch
 from solo.losses.swav import swav_loss_func
 
 from solo_scaca.addon.cross_attention import SpatialCrossAttention, cross_correlation_mask, masked_pool
-from solo_scaca.addon.losses import swav_scaca_loss_func
+from solo_scaca.addon.losses import ca_loss_func
 
 
 def _ca(channels=8, dim=4, seed=0):
@@ -38,7 +38,7 @@ def test_uniform_mask_gives_gap_and_the_host_swav_loss():
     preds = [prototypes(torch.nn.functional.normalize(g)) for g in gap]
     masked_preds = [prototypes(torch.nn.functional.normalize(m)) for m in masked]
     torch.testing.assert_close(
-        swav_scaca_loss_func(masked_preds, codes, 0.1), swav_loss_func(preds, codes, 0.1)
+        ca_loss_func(masked_preds, codes, 0.1), swav_loss_func(preds, codes, 0.1)
     )
 
 
@@ -78,10 +78,10 @@ def test_partner_term_adds_the_cross_entropy_against_the_partner_codes():
     preds = [torch.randn(4, 5) for _ in range(2)]
     codes = [torch.softmax(torch.randn(4, 5), dim=1) for _ in range(2)]
     partner = [torch.softmax(torch.randn(4, 5), dim=1) for _ in range(2)]
-    base = swav_scaca_loss_func(preds, codes, 0.1)
-    with_partner = swav_scaca_loss_func(preds, codes, 0.1, partner, partner_weight=0.5)
+    base = ca_loss_func(preds, codes, 0.1)
+    with_partner = ca_loss_func(preds, codes, 0.1, partner, partner_weight=0.5)
     expected = sum(
         -(q * torch.log_softmax(p / 0.1, dim=1)).sum(dim=1).mean() for p, q in zip(preds, partner)
     ) / 2
     torch.testing.assert_close(with_partner, base + 0.5 * expected)
-    torch.testing.assert_close(swav_scaca_loss_func(preds, codes, 0.1, partner, 0.0), base)
+    torch.testing.assert_close(ca_loss_func(preds, codes, 0.1, partner, 0.0), base)

@@ -21,7 +21,7 @@ def test_registration_is_idempotent_and_keeps_host_entries():
     assert {k: v for k, v in METHODS.items() if k != "swav_scaca"} == {
         k: v for k, v in host.items() if k != "swav_scaca"
     }
-    assert solo.losses.swav_scaca_loss_func is solo_scaca.swav_scaca_loss_func
+    assert solo.losses.swav_scaca_loss_func is solo_scaca.ca_loss_func
 
 
 def test_an_existing_entry_is_never_replaced():
@@ -155,8 +155,8 @@ def test_every_backbone_family_trains_a_step_with_the_add_on(backbone, size, ext
     out = model(torch.randn(2, 3, size, size))
     fmap = out["fmap"]
     assert fmap.dim() == 4 and fmap.shape[1] == model.features_dim and fmap.shape[2] >= 2
-    if model.spatial_map.spec.pooled_is_gap:  # a uniform mask gives the backbone's features
-        pooled = model.spatial_map.feature_head(fmap.mean(dim=(2, 3)))
+    if model.spatial_map_hook.spec.pooled_is_gap:  # a uniform mask gives the backbone's features
+        pooled = model.spatial_map_hook.feature_head(fmap.mean(dim=(2, 3)))
         torch.testing.assert_close(pooled, out["feats"], rtol=1e-4, atol=1e-4)
     model.train()
     loss = model.training_step(tiny_batch(size=size), 0)

@@ -6,7 +6,7 @@ import torch
 from solo.losses.swav import swav_loss_func
 
 
-def swav_scaca_loss_func(
+def ca_loss_func(
     masked_preds: List[torch.Tensor],
     assignments: List[torch.Tensor],
     temperature: float = 0.1,

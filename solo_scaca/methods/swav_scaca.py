@@ -22,7 +22,7 @@ from solo_scaca.addon.cross_attention import (
     RESPONSE_MODES,
     SpatialCrossAttention,
 )
-from solo_scaca.addon.losses import swav_scaca_loss_func
+from solo_scaca.addon.losses import ca_loss_func
 from solo_scaca.addon.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
 from solo_scaca.addon.pairing import PAIRING_MODES, random_partners, select_partners
 from solo_scaca.addon.spatial_maps import SpatialMapHook, check_backbone
@@ -96,7 +96,7 @@ class SwAVSCACA(SwAV):
         self.ca_gather_partners: bool = kwargs.ca_gather_partners
         self.run_seed: int = int(omegaconf_select(cfg, "seed", 0) or 0)
 
-        self.spatial_map = SpatialMapHook(self.backbone, cfg.backbone.name)
+        self.spatial_map_hook = SpatialMapHook(self.backbone, cfg.backbone.name)
         # everything the add-on learns lives here, outside the backbone; with ca_weight = 0
         # there is no add-on at all (nothing unused for DDP, and exactly the host's SwAV)
         self.ca_head = (
@@ -213,7 +213,7 @@ class SwAVSCACA(SwAV):
 
     def forward(self, X: torch.Tensor) -> Dict[str, Any]:
         """SwAV's forward pass, plus the backbone's spatial map ``fmap`` (B x C x H x W)."""
-        with self.spatial_map.capture() as hook:
+        with self.spatial_map_hook.capture() as hook:
             out = super().forward(X)
         out["fmap"] = hook.fmap
         if self._step_outs is not None:
@@ -265,9 +265,11 @@ class SwAVSCACA(SwAV):
         are kept as ``forward`` and ``get_assignments`` produce them.
         """
         self._step_outs = []
-        loss = super().training_step(batch, batch_idx)
-        outs, codes = self._step_outs[: self.num_large_crops], self._step_codes
-        self._step_outs, self._step_codes = None, []
+        try:
+            loss = super().training_step(batch, batch_idx)
+            outs, codes = self._step_outs[: self.num_large_crops], self._step_codes
+        finally:  # never leave the side channel open, even when the host's step raised
+            self._step_outs, self._step_codes = None, []
         fmaps = [out["fmap"] for out in outs]
         if self.ca_head is None:
             return loss
@@ -303,14 +305,14 @@ class SwAVSCACA(SwAV):
         ] if num_candidates > 1 else [None, None]
         negatives = randoms[0] if self.ca_head.response == "contrast" else None
         ca = self.ca_head(fmaps, partners, gather, negatives=negatives, probes=randoms[1])
-        masked_feats = [self.spatial_map.feature_head(f) for f in ca.feats]
+        masked_feats = [self.spatial_map_hook.feature_head(f) for f in ca.feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
         partner_codes = [candidate_codes[view][index] for view, index in partners]
         partner_labels = (None if candidate_labels is None else
                           [candidate_labels[index] for _, index in partners])
         self.log_mechanism_metrics(ca.masks, ca.probe_masks, codes, partner_codes, labels,
                                    partner_labels)
-        ca_loss = swav_scaca_loss_func(
+        ca_loss = ca_loss_func(
             masked_preds, codes, self.temperature, partner_codes, self.ca_partner_weight
         )
         if not torch.isfinite(ca_loss):

@@ -82,7 +82,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_checkpoint(data, tmp_path,
     _pretrain(data, tmp_path / "models")
     ckpt, = (tmp_path / "models" / "swav_scaca").glob("*/*-ep=0.ckpt")
     digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    monkeypatch.setattr("solo_scaca.methods.swav_scaca.swav_scaca_loss_func",
+    monkeypatch.setattr("solo_scaca.methods.swav_scaca.ca_loss_func",
                         lambda *a, **k: torch.tensor(float("nan")))
     with pytest.raises(FloatingPointError, match=r"CA loss is nan at epoch 1, global step 1"):
         _pretrain(data, tmp_path / "models", "max_epochs=2", f"+resume_from_checkpoint='{ckpt}'")

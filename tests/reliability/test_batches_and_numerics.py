@@ -56,7 +56,7 @@ def test_bf16_mixed_precision_on_cpu_gives_finite_losses():
 def test_a_non_finite_ca_loss_stops_with_a_message_naming_the_step(monkeypatch):
     model = ready_for_steps(SwAVSCACA(make_cfg()))
     monkeypatch.setattr(
-        "solo_scaca.methods.swav_scaca.swav_scaca_loss_func", lambda *a, **k: torch.tensor(float("nan"))
+        "solo_scaca.methods.swav_scaca.ca_loss_func", lambda *a, **k: torch.tensor(float("nan"))
     )
     with pytest.raises(FloatingPointError, match=r"CA loss is nan at epoch 0, global step 0 \(batch 3\)"):
         model.training_step(tiny_batch(), 3)

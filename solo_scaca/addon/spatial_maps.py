@@ -82,7 +82,11 @@ class SpatialMapHook:
         self.backbone = backbone
         self.fmap: Optional[torch.Tensor] = None
         self._active = False
-        backbone.get_submodule(self.spec.layer).register_forward_hook(self._record)
+        self._handle = backbone.get_submodule(self.spec.layer).register_forward_hook(self._record)
+
+    def remove(self) -> None:
+        """Takes the hook off the backbone (for a temporary use, e.g. CAMs)."""
+        self._handle.remove()
 
     def _record(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         if self._active:

@@ -18,8 +18,7 @@ logit. ViT's features are its class token, so its CAM (on the patch tokens) is n
 Boxes are ``(x0, y0, x1, y1)`` pixels with x1/y1 exclusive, as in ``boxes.csv``.
 """
 
-from contextlib import contextmanager
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -27,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy import ndimage
 
-from solo_scaca.addon.spatial_maps import SpatialSpec, spatial_spec
+from solo_scaca.addon.spatial_maps import SpatialMapHook
+
 
 Box = Tuple[int, int, int, int]
 DEFAULT_THRESHOLDS = np.arange(0, 1, 0.01)
@@ -62,21 +62,6 @@ def backbone_family(backbone: nn.Module) -> str:
     )
 
 
-@contextmanager
-def _recording(backbone: nn.Module, spec: SpatialSpec) -> Iterator[dict]:
-    """Records the spatial map (B x C x H x W) of the forward passes run inside the block."""
-    out: dict = {}
-
-    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        out["fmap"] = spec.to_map(backbone, output)
-
-    handle = backbone.get_submodule(spec.layer).register_forward_hook(record)
-    try:
-        yield out
-    finally:
-        handle.remove()
-
-
 @torch.no_grad()
 def location_features(
     backbone: nn.Module, images: torch.Tensor, backbone_name: Optional[str] = None
@@ -86,18 +71,19 @@ def location_features(
     A location's feature is ``feature_head(F(u))``: what the backbone would output if its
     pooling gave F(u). The backbone runs in eval mode (its previous mode is restored).
     """
-    spec = spatial_spec(backbone_name or backbone_family(backbone))
+    hook = SpatialMapHook(backbone, backbone_name or backbone_family(backbone))
     was_training = backbone.training
     backbone.eval()
     try:
         device = next(backbone.parameters()).device
-        with _recording(backbone, spec) as rec:
+        with hook.capture():
             pooled = backbone(images.to(device))
     finally:
         backbone.train(was_training)
-    fmap = rec["fmap"].float()
+        hook.remove()
+    fmap = hook.fmap.float()
     b, c, h, w = fmap.shape
-    per_location = spec.feature_head(backbone, fmap.permute(0, 2, 3, 1).reshape(-1, c))
+    per_location = hook.feature_head(fmap.permute(0, 2, 3, 1).reshape(-1, c))
     return pooled.float(), per_location.reshape(b, h, w, -1)
 
 

@@ -29,8 +29,7 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.host.cifar_folders import classification_loaders
-from solo_scaca.host.checkpoints import load_checkpoint
-from solo_scaca.host.export import build_backbone
+from solo_scaca.host.export import backbone_weights, build_backbone
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
 TRUST_FLAG = "--trust-checkpoint"
@@ -50,13 +49,7 @@ def load_pretrained_backbone(
             f"pretrained_feature_extractor={str(ckpt_path)!r} is invalid: "
             f"allowed values are checkpoint files ending with {CKPT_SUFFIXES}"
         )
-    state = load_checkpoint(ckpt_path, trust)["state_dict"]
-    weights = {}
-    for key, value in state.items():
-        if key.startswith("encoder."):  # checkpoints of older solo-learn versions
-            key = "backbone." + key[len("encoder."):]
-        if key.startswith("backbone."):
-            weights[key[len("backbone."):]] = value
+    weights = backbone_weights(ckpt_path, trust)
     if not weights:
         raise ValueError(f"{ckpt_path} has no backbone.* weights to evaluate")
     missing, _ = backbone.load_state_dict(weights, strict=False)

@@ -19,8 +19,17 @@ PathLike = Union[str, Path]
 
 
 def backbone_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """The ``backbone.*`` entries of a method's state dict, prefix kept."""
-    return {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
+    """The ``backbone.*`` entries of a method's state dict, prefix kept (older solo-learn
+    versions' ``encoder.*`` renamed to ``backbone.*``)."""
+    renamed = {("backbone." + k[len("encoder."):] if k.startswith("encoder.") else k): v
+               for k, v in state_dict.items()}
+    return {k: v for k, v in renamed.items() if k.startswith("backbone.")}
+
+
+def backbone_weights(ckpt_path: PathLike, trust: bool = False) -> Dict[str, torch.Tensor]:
+    """A checkpoint's backbone weights, named as the backbone's own state dict names them."""
+    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
+    return {k[len("backbone."):]: v for k, v in state.items()}
 
 
 def read_pretrain_args(ckpt_path: PathLike, trust: bool = False) -> Dict[str, Any]:
@@ -55,8 +64,7 @@ def load_backbone(ckpt_path: PathLike, trust: bool = False) -> nn.Module:
         args["backbone"]["name"], args["data"]["dataset"], args["method"],
         args["backbone"].get("kwargs"),
     )
-    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
-    backbone.load_state_dict({k[len("backbone."):]: v for k, v in state.items()}, strict=True)
+    backbone.load_state_dict(backbone_weights(ckpt_path, trust), strict=True)
     return backbone
 
 

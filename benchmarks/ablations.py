@@ -62,18 +62,16 @@ def random_init_checkpoint(profile: profiles.Profile, seed: int, train_path: Pat
     from solo.args.pretrain import parse_cfg
 
     from solo_scaca.cli.common import prepare_cfg
-    from solo_scaca.host.export import build_backbone
+    from solo_scaca.host.export import build_backbone, save_backbone
 
     cfg = prepare_cfg(runs.pretrain_config(profile, "swav", seed, train_path, path.parent,
-                                               "image_folder"), parse_cfg)
+                                           "image_folder"), parse_cfg)
     torch.manual_seed(seed)
     args = OmegaConf.to_container(cfg)
     backbone = build_backbone(args["backbone"]["name"], args["data"]["dataset"], args["method"],
                               args["backbone"].get("kwargs"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {f"backbone.{k}": v for k, v in backbone.state_dict().items()},
-                "cfg": args}, path)
-    return path
+    return save_backbone({f"backbone.{k}": v for k, v in backbone.state_dict().items()}, args,
+                         path)
 
 
 def run_random_init(profile_name: str, profile: profiles.Profile, seed: int, train_path: Path,

@@ -77,7 +77,14 @@ def export_backbone(ckpt_path: PathLike, out_path: PathLike, trust: bool = False
     state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
     if not state:
         raise ValueError(f"{ckpt_path} has no backbone.* weights")
+    return save_backbone(state, read_pretrain_args(ckpt_path, trust), out_path)
+
+
+def save_backbone(state: Dict[str, torch.Tensor], cfg: Dict[str, Any],
+                  out_path: PathLike) -> Path:
+    """Writes a backbone-only checkpoint: ``state`` (``backbone.*`` keys) and the pretraining
+    config ``cfg``, the format ``load_backbone`` and the host's linear evaluation read."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "cfg": read_pretrain_args(ckpt_path, trust)}, out_path)
+    torch.save({"state_dict": state, "cfg": cfg}, out_path)
     return out_path

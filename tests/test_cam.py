@@ -16,7 +16,7 @@ from PIL import Image
 from solo_scaca.evaluation.cam import (backbone_family, box_accuracy_curve, box_iou,
                             class_activation_maps, estimated_boxes, largest_component_box,
                             location_features, max_box_acc, normalize_maps,
-                            raw_class_activation_maps, train_linear_head)
+                            train_linear_head)
 from solo_scaca.evaluation.localization import generate_localization_set, read_source
 from solo_scaca.data.toy_shapes import read_boxes
 from solo_scaca.host.export import build_backbone
@@ -113,7 +113,7 @@ def test_cams_of_a_tiny_resnet18_are_w_c_dot_f():
     x, labels = torch.randn(3, 3, 16, 16), torch.tensor([0, 4, 9])
     assert backbone_family(backbone) == "resnet"
 
-    raw = raw_class_activation_maps(backbone, head, x, labels)
+    raw = class_activation_maps(backbone, head, x, labels, raw=True)
     with torch.no_grad():
         fmap = _resnet_map(backbone, x)  # 3 x 512 x 3 x 3 (CIFAR stem)
         manual = torch.einsum("bchw,bc->bhw", fmap, head.weight[labels])

@@ -114,32 +114,22 @@ def upsample_and_normalize(raw: torch.Tensor, size: Tuple[int, int]) -> torch.Te
 
 
 @torch.no_grad()
-def raw_class_activation_maps(
-    backbone: nn.Module,
-    classifier: nn.Linear,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    backbone_name: Optional[str] = None,
-) -> torch.Tensor:
-    """``W_c . F(u)`` for c = ``labels`` at the spatial map's resolution (B x h x w), no bias."""
-    return cams_from_features(location_features(backbone, images, backbone_name)[1], classifier,
-                              labels)
-
-
-@torch.no_grad()
 def class_activation_maps(
     backbone: nn.Module,
     classifier: nn.Linear,
     images: torch.Tensor,
     labels: torch.Tensor,
     backbone_name: Optional[str] = None,
+    raw: bool = False,
 ) -> torch.Tensor:
     """CAMs of the classes ``labels`` for ``images`` (B x 3 x H x W): B x H x W in [0, 1],
     upsampled (bilinear) to the image and min-max normalised per image (``cams_from_features``
-    then ``upsample_and_normalize``). ``backbone_name`` (a host backbone name such as
+    then ``upsample_and_normalize``); ``raw=True``: ``W_c . F(u)`` at the spatial map's
+    resolution (B x h x w), no bias. ``backbone_name`` (a host backbone name such as
     ``resnet18``) is inferred from the module's class when omitted."""
-    raw = raw_class_activation_maps(backbone, classifier, images, labels, backbone_name)
-    return upsample_and_normalize(raw, tuple(images.shape[-2:]))
+    maps = cams_from_features(location_features(backbone, images, backbone_name)[1], classifier,
+                              labels)
+    return maps if raw else upsample_and_normalize(maps, tuple(images.shape[-2:]))
 
 
 def center_gaussian_maps(n: int, height: int, width: int, sigma: float = 0.25) -> torch.Tensor:

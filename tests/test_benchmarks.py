@@ -5,7 +5,6 @@ import csv
 import importlib.util
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -21,16 +20,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _cifar_dir() -> Path:
-    """CIFAR-10 tarballs of the project's shared data: $SOLO_SCACA_SHARED_DATA/cifar10, else
-    ../shared/data/cifar10 beside the repository root."""
-    shared = Path(os.environ.get("SOLO_SCACA_SHARED_DATA", REPO.parent / "shared" / "data"))
-    cifar = shared / "cifar10"
+    """CIFAR-10 tarballs of the project's shared data (``benchmarks.data.shared_data_dir``);
+    the benchmark tests are skipped, with the reason, where they are absent."""
+    cifar = bench_data.shared_data_dir() / "cifar10"
     missing = [n for n in ("train.tar.gz", "test.tar.gz") if not (cifar / n).exists()]
     if missing:
-        pytest.fail(
+        pytest.skip(
             f"the real CIFAR-10 tarballs {missing} are not in {cifar}: the benchmark tests need "
             f"the project's shared data (../shared/data beside the repository, or set "
-            f"SOLO_SCACA_SHARED_DATA to that folder)", pytrace=False)
+            f"SOLO_SCACA_SHARED_DATA to that folder)")
     return cifar
 
 

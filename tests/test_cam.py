@@ -17,12 +17,13 @@ from solo_scaca.evaluation.cam import (backbone_family, box_accuracy_curve, box_
                             class_activation_maps, estimated_boxes, largest_component_box,
                             location_features, max_box_acc, normalize_maps,
                             train_linear_head)
+from benchmarks.data import shared_data_dir
 from solo_scaca.evaluation.localization import generate_localization_set, read_source
 from solo_scaca.data.toy_shapes import read_boxes
 from solo_scaca.host.export import build_backbone
 
 SIZE = 32
-REAL_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "test.tar.gz"
+REAL_CIFAR = shared_data_dir() / "cifar10" / "test.tar.gz"
 
 
 def _blob_cam(*regions, size=SIZE):

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from solo_scaca import SwAVSCACA
-from solo_scaca.addon.pairing import select_partners
 from tests.conftest import make_cfg, ready_for_steps, tiny_batch
 
 
@@ -12,19 +11,6 @@ def _step(model, batch):
     loss = model.training_step(batch, 0)
     loss.backward()
     return loss
-
-
-def test_every_image_with_the_same_prototype_pairs_by_code_similarity():
-    codes = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.8, 0.2], [0.7, 0.3]])
-    (_, index), = select_partners("prototype", [codes])
-    sim = (codes @ codes.t()).fill_diagonal_(-1)
-    assert torch.equal(index, sim.argmax(dim=1))
-
-
-def test_no_shared_prototype_still_pairs_every_image_with_another():
-    codes = torch.eye(4) * 0.7 + 0.1
-    (_, index), = select_partners("prototype", [codes])
-    assert not torch.any(index == torch.arange(4))
 
 
 @pytest.mark.parametrize("pairing", ["prototype", "nn", "self", "random"])

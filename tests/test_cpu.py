@@ -6,7 +6,12 @@ from omegaconf import OmegaConf
 
 from solo_scaca.host.cpu import CPU_OVERRIDES, apply_cpu_overrides
 
-pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the overrides apply without CUDA")
+
+
+@pytest.fixture(autouse=True)
+def no_cuda(monkeypatch):
+    """Every test here sees a machine without CUDA, whatever machine runs it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
 def test_a_gpu_config_gets_the_host_cpu_settings():
@@ -24,3 +29,10 @@ def test_an_explicit_cpu_config_keeps_its_devices_and_strategy():
                             "sync_batchnorm": True, "precision": "bf16-mixed"})
     assert apply_cpu_overrides(cfg) == {"sync_batchnorm": False}
     assert cfg.devices == 2 and cfg.strategy == "ddp" and cfg.precision == "bf16-mixed"
+
+
+def test_with_cuda_nothing_changes(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cfg = OmegaConf.create({"accelerator": "gpu", "devices": [0], "precision": "16-mixed"})
+    assert apply_cpu_overrides(cfg) == {}
+    assert cfg.accelerator == "gpu" and list(cfg.devices) == [0]

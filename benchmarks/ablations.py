@@ -130,7 +130,7 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
         if variant == RANDOM_INIT:
             result = run_random_init(profile_name, profile, seed, *paths, variant_dir, run_file)
         else:
-            varied = dataclasses.replace(profile, extra=profile.extra + overrides)
+            varied = dataclasses.replace(profile, hydra_overrides=profile.hydra_overrides + overrides)
             result = runs.run_one(profile_name, varied, method, seed, *paths, variant_dir,
                                       run_file, {"benchmark": "ablation",
                                                  "base_settings": settings})
@@ -247,8 +247,7 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
         return None
     first = json.loads(files[0].read_text())
     settings = first.get("base_settings", first["settings"])
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return write_tables(first["profile"], profiles.Profile(why="", **fields), profile_dir,
+    return write_tables(first["profile"], profiles.profile_from_settings(settings, ""), profile_dir,
                         first["seed"])
 
 

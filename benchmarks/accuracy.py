@@ -36,7 +36,14 @@ from benchmarks.data import (
     profile_data,
     shared_data_dir,
 )
-from benchmarks.profiles import PROFILES, Profile, parse_field, same_settings, settings_of
+from benchmarks.profiles import (
+    PROFILES,
+    Profile,
+    parse_field,
+    profile_from_settings,
+    same_settings,
+    settings_of,
+)
 from benchmarks.runs import PLATEAU_NATS, RUN_NOTES, learning_check, run_one
 from benchmarks.stats import mean_std, pooled_ttest
 
@@ -150,8 +157,8 @@ def notes(profile_name: str, profile: Profile, runs: List[Dict[str, Any]]) -> st
         "(`solo_scaca.cli.pretrain.pretrain`) on the shipped "
         "`scripts/pretrain/custom/swav_scaca.yaml` (ResNet-18, LARS, warmup_cosine, its "
         "augmentations"
-        + (", overridden by " + ", ".join(f"`{o}`" for o in profile.extra)
-           if profile.extra else "")
+        + (", overridden by " + ", ".join(f"`{o}`" for o in profile.hydra_overrides)
+           if profile.hydra_overrides else "")
         + f"), {profile.epochs} epochs, batch {profile.batch_size}, lr "
         f"{profile.lr} x batch/256, {profile.warmup_epochs} warm-up epoch(s), "
         f"{profile.num_prototypes} prototypes, queue {profile.queue_size} from epoch "
@@ -226,8 +233,7 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
            f"the settings recorded in the run files, which are not profile {name!r}'s current "
            f"ones (changed on the command line, or an earlier version of the profile: see "
            f"`settings` in the run files).")
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return write_tables(name, Profile(why=why, **fields), profile_dir, runs)
+    return write_tables(name, profile_from_settings(settings, why), profile_dir, runs)
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -318,7 +324,7 @@ def main(argv=None) -> Dict[str, Path]:
     for item in args.set:
         profile = dataclasses.replace(profile, **parse_field(parser, profile, item))
     if args.override:
-        profile = dataclasses.replace(profile, extra=profile.extra + tuple(args.override))
+        profile = dataclasses.replace(profile, hydra_overrides=profile.hydra_overrides + tuple(args.override))
     if args.seeds is not None:
         profile = dataclasses.replace(profile, seeds=tuple(args.seeds))
     cifar_dir = args.cifar_dir or shared_data_dir() / args.dataset

@@ -1,6 +1,7 @@
 """The controls campaign's variants, metrics and profiles (``benchmarks/controls.py`` runs them,
 ``benchmarks/controls_tables.py`` tabulates them, ``benchmarks/attention.py`` picks from them)."""
 
+import dataclasses
 from collections import OrderedDict
 from typing import Dict, Tuple
 
@@ -39,46 +40,42 @@ SPATIAL_AUGMENTATION = (
     "augmentations.0.gaussian_blur.prob=0.0", "augmentations.0.rrc.crop_min_scale=0.2",
 )
 
+# the CPU probe of HOST.md (host's main_pretrain.py, swav, 8 epochs: kNN-20 37.4% against
+# 29.9% at random init, on an Intel Xeon at ~90 s per epoch; the AMD EPYC machines take
+# about twice that)
+CPU = dataclasses.replace(
+    profiles.PROFILES["cpu"],  # the accuracy profile's schedule and evaluation, and:
+    why=("`wide_resnet28w2` at CIFAR's native 32 px: its last map (the input of the add-on) "
+         "is 8x8. 5000 training images (500 per class), batch 64 (78 steps per epoch), 8 "
+         "epochs, lr 0.15, 100 prototypes, no queue, prototypes frozen (and the CA weight "
+         "ramped up) for 1 epoch, 1 warm-up epoch, colour jitter 0.4/0.4/0.4/0.1, no blur, "
+         "crops of at least 20%: the CPU probe of the project's HOST.md, under which the "
+         "host's swav reached kNN-20 37.4% after 8 epochs against 29.9% at random init. "
+         "About 25-30 min per run on a 2-core AMD EPYC."),
+    train_per_class=500, crop_size=32, batch_size=64, lr=0.15, queue_size=0,
+    epoch_queue_starts=0, hydra_overrides=SPATIAL_AUGMENTATION, backbone="wide_resnet28w2",
+)
 PROFILES: Dict[str, profiles.Profile] = {
-    # the CPU probe of HOST.md (host's main_pretrain.py, swav, 8 epochs: kNN-20 37.4% against
-    # 29.9% at random init, on an Intel Xeon at ~90 s per epoch; the AMD EPYC machines take
-    # about twice that)
-    "cpu": profiles.Profile(
-        why=("`wide_resnet28w2` at CIFAR's native 32 px: its last map (the input of the add-on) "
-             "is 8x8. 5000 training images (500 per class), batch 64 (78 steps per epoch), 8 "
-             "epochs, lr 0.15, 100 prototypes, no queue, prototypes frozen (and the CA weight "
-             "ramped up) for 1 epoch, 1 warm-up epoch, colour jitter 0.4/0.4/0.4/0.1, no blur, "
-             "crops of at least 20%: the CPU probe of the project's HOST.md, under which the "
-             "host's swav reached kNN-20 37.4% after 8 epochs against 29.9% at random init. "
-             "About 25-30 min per run on a 2-core AMD EPYC."),
-        seeds=(0, 1, 2), epochs=8, train_per_class=500, test_per_class=None, crop_size=32,
-        batch_size=64, lr=0.15, warmup_epochs=1, num_prototypes=100, queue_size=0,
-        epoch_queue_starts=0, freeze_prototypes_epochs=1, data_format="image_folder",
-        num_workers=2, linear_epochs=100, linear_batch_size=256, eval_batch_size=256,
-        extra=SPATIAL_AUGMENTATION, backbone="wide_resnet28w2",
-    ),
+    "cpu": CPU,
     # one H200, the whole campaign in one device call of at most 9 minutes (an estimate: not
     # run here, no GPU lent yet): the 11 runs side by side as separate processes on the one GPU
     # (--jobs 11), each ~4 GB of GPU memory. Full CIFAR-10, 5 epochs of 195 steps of 256.
-    "gpu": profiles.Profile(
+    "gpu": dataclasses.replace(
+        CPU,
         why=("The cpu profile's spatial setting (`wide_resnet28w2` at 32 px, 8x8 map, the same "
              "augmentation, prototypes and schedule shape) on the whole CIFAR-10 training "
              "split: 5 epochs of 195 steps of 256 images, lr 0.15 x 256/256, mixed precision. "
              "The runs go side by side (`--jobs 11`) on one GPU so that the campaign fits one "
              "9-minute device call (estimated, not measured when written)."),
-        seeds=(0, 1, 2), epochs=5, train_per_class=None, test_per_class=None, crop_size=32,
-        batch_size=256, lr=0.15, warmup_epochs=1, num_prototypes=100, queue_size=0,
-        epoch_queue_starts=0, freeze_prototypes_epochs=1, data_format="image_folder",
-        num_workers=1, linear_epochs=30, linear_batch_size=1024, eval_batch_size=1024,
-        extra=(*SPATIAL_AUGMENTATION, "precision=16-mixed"), backbone="wide_resnet28w2",
+        epochs=5, train_per_class=None, batch_size=256, num_workers=1, linear_epochs=30,
+        linear_batch_size=1024, eval_batch_size=1024,
+        hydra_overrides=(*SPATIAL_AUGMENTATION, "precision=16-mixed"),
     ),
     # CI: the code path only
-    "tiny": profiles.Profile(
-        why="CI check of the code path only: the numbers mean nothing.",
-        seeds=(0, 1), epochs=1, train_per_class=8, test_per_class=4, crop_size=32,
-        batch_size=16, lr=0.15, warmup_epochs=0, num_prototypes=10, queue_size=0,
-        epoch_queue_starts=0, freeze_prototypes_epochs=0, data_format="image_folder",
-        num_workers=1, linear_epochs=2, linear_batch_size=16, eval_batch_size=64,
-        extra=SPATIAL_AUGMENTATION, backbone="wide_resnet28w2",
+    "tiny": dataclasses.replace(
+        CPU, why="CI check of the code path only: the numbers mean nothing.", seeds=(0, 1),
+        epochs=1, train_per_class=8, test_per_class=4, batch_size=16, warmup_epochs=0,
+        num_prototypes=10, freeze_prototypes_epochs=0, num_workers=1, linear_epochs=2,
+        linear_batch_size=16, eval_batch_size=64,
     ),
 }

@@ -111,7 +111,7 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
     for i, (variant, seed) in enumerate(pending, 1):
         method, overrides, _ = VARIANTS[variant]
         print(f"[controls] {i}/{len(pending)} {variant} seed {seed}: start", flush=True)
-        varied = dataclasses.replace(profile, extra=profile.extra + overrides)
+        varied = dataclasses.replace(profile, hydra_overrides=profile.hydra_overrides + overrides)
         result = runs.run_one(
             profile_name, varied, method, seed, *paths, work_dir / slug(variant),
             run_file_of(runs_dir, variant, seed),

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks import stats
 from benchmarks.common import write_table
-from benchmarks.profiles import Profile
+from benchmarks.profiles import Profile, profile_from_settings
 from benchmarks.runs import RUN_NOTES, learning_check
 from benchmarks.control_variants import (
     MECHANISM,
@@ -151,9 +151,8 @@ def write_tables(profile_dir: Path) -> Dict[str, Path]:
     if not runs:
         raise SystemExit(f"no control runs under {profile_dir / RUNS_DIR}")
     name = runs[0]["profile"]
-    fields = {k: tuple(v) if isinstance(v, list) else v
-              for k, v in runs[0]["base_settings"].items()}
-    profile = Profile(why=PROFILES[name].why if name in PROFILES else "", **fields)
+    profile = profile_from_settings(runs[0]["base_settings"],
+                                    PROFILES[name].why if name in PROFILES else "")
     for run in runs:
         run.update(learning_check(run.get("swav_loss_per_epoch", []),
                                            profile.num_prototypes))

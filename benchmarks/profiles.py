@@ -28,7 +28,7 @@ class Profile:
     linear_epochs: int
     linear_batch_size: int
     eval_batch_size: int
-    extra: Tuple[str, ...] = ()     # further Hydra overrides, same for both methods
+    hydra_overrides: Tuple[str, ...] = ()  # further overrides of the config, same for all runs
     backbone: str = "resnet18"      # the host's backbone.name
 
     def pretrain_overrides(self) -> List[str]:
@@ -53,7 +53,7 @@ class Profile:
             "devices=[0]", "strategy=auto", "sync_batchnorm=False",
             "wandb.enabled=False", "auto_resume.enabled=False",
             "checkpoint.enabled=True", "checkpoint.frequency=1",
-            *self.extra,
+            *self.hydra_overrides,
         ]
 
 
@@ -77,7 +77,7 @@ PROFILES: Dict[str, Profile] = {
         batch_size=32, lr=0.6, warmup_epochs=1, num_prototypes=100, queue_size=480,
         epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="image_folder",
         num_workers=2, linear_epochs=100, linear_batch_size=256, eval_batch_size=256,
-        extra=("augmentations.0.color_jitter.brightness=0.4",
+        hydra_overrides=("augmentations.0.color_jitter.brightness=0.4",
                "augmentations.0.color_jitter.contrast=0.4",
                "augmentations.0.color_jitter.saturation=0.4",
                "augmentations.0.color_jitter.hue=0.1",
@@ -100,7 +100,7 @@ PROFILES: Dict[str, Profile] = {
         batch_size=256, lr=0.6, warmup_epochs=1, num_prototypes=3000, queue_size=3840,
         epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="dali", num_workers=12,
         linear_epochs=30, linear_batch_size=1024, eval_batch_size=512,
-        extra=("precision=16-mixed",),
+        hydra_overrides=("precision=16-mixed",),
     ),
     # what CI runs: the same code, a few images, 1 epoch, 1 seed
     "tiny": Profile(
@@ -120,20 +120,33 @@ def settings_of(profile: Profile) -> Dict[str, Any]:
 
 # fields added to Profile later, with the value that run files written before them had
 LATER_FIELDS = {f.name: f.default for f in dataclasses.fields(Profile)
-                if f.default is not dataclasses.MISSING and f.name != "extra"}
+                if f.default is not dataclasses.MISSING and f.name != "hydra_overrides"}
+# fields renamed since run files were first written: old name -> name
+RENAMED = {"extra": "hydra_overrides"}
+
+
+def current_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """A run file's settings under today's field names, later fields at their old value."""
+    return {**LATER_FIELDS, **{RENAMED.get(k, k): v for k, v in settings.items()}}
+
+
+def profile_from_settings(settings: Dict[str, Any], why: str) -> Profile:
+    """The Profile a run file's settings describe."""
+    return Profile(why=why, **{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in current_settings(settings).items()})
 
 
 def same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
     """Whether run files of settings ``a`` and ``b`` belong in one table: every setting but the
     seed list equal, so that a later ``--seeds`` adds runs to a suite instead of refusing it."""
-    return ({k: v for k, v in {**LATER_FIELDS, **a}.items() if k != "seeds"}
-            == {k: v for k, v in {**LATER_FIELDS, **b}.items() if k != "seeds"})
+    return ({k: v for k, v in current_settings(a).items() if k != "seeds"}
+            == {k: v for k, v in current_settings(b).items() if k != "seeds"})
 
 
 def parse_field(parser: argparse.ArgumentParser, profile: Profile, item: str) -> Dict[str, Any]:
     """``FIELD=VALUE`` of ``--set`` as ``{field: value}`` of the field's type."""
     key, sep, value = item.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "extra")}
+    fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "hydra_overrides")}
     if not sep or key not in fields:
         parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)}, got {item!r}")
     current = getattr(profile, key)

@@ -261,7 +261,7 @@ def test_ablations_tiny(tiny_suite):
                           .read_text())
     assert self_run["benchmark"] == "ablation" and self_run["method"] == "swav_scaca"
     assert self_run["base_settings"] == swav_run["settings"]
-    assert "method_kwargs.ca_pairing=self" in self_run["settings"]["extra"]
+    assert "method_kwargs.ca_pairing=self" in self_run["settings"]["hydra_overrides"]
     args = json.loads((Path(self_run["checkpoint"]).parent / "args.json").read_text())
     assert args["method_kwargs"]["ca_pairing"] == "self"
     assert float(by_variant["ca_pairing=self"]["d_knn20"]) == pytest.approx(
@@ -336,7 +336,7 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
     profile = seen["p"]
     assert profile.lr == 0.15 and profile.crop_size == 32 and profile.seeds == (0, 1)
     assert profile.test_per_class is None and profile.epochs == profiles.PROFILES["cpu"].epochs
-    assert profile.extra[-1] == "++method_kwargs.sk_epsilon=0.02"
+    assert profile.hydra_overrides[-1] == "++method_kwargs.sk_epsilon=0.02"
     assert seen["k"]["methods"] == ["swav"]
     for bad, needle in (("nope=1", "FIELD one of"), ("lr=fast", "lr takes a float")):
         with pytest.raises(SystemExit):
@@ -345,7 +345,7 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
 
 
 def test_cpu_profile_augmentation_reaches_the_composed_config(tmp_path):
-    """The cpu profile's milder augmentation (its ``extra`` overrides) is what the pretraining
+    """The cpu profile's milder augmentation (its ``hydra_overrides``) is what the pretraining
     config of both methods holds; everything else stays the shipped recipe."""
     profile = profiles.PROFILES["cpu"]
     for method in accuracy.METHODS:

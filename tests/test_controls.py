@@ -91,7 +91,7 @@ def test_gpu_profile_configs_build_every_variant(tmp_path):
 
     profile = control_variants.PROFILES["gpu"]
     for variant, (method, overrides, _) in control_variants.VARIANTS.items():
-        varied = dataclasses.replace(profile, extra=profile.extra + overrides)
+        varied = dataclasses.replace(profile, hydra_overrides=profile.hydra_overrides + overrides)
         cfg = runs.pretrain_config(varied, method, 0, tmp_path, tmp_path / "c",
                                        "image_folder")
         OmegaConf.set_struct(cfg, False)
@@ -137,4 +137,4 @@ def test_gpu_profile_runs_side_by_side_on_cpu_with_a_tiny_budget(campaign, tmp_p
     run = json.loads((tmp_path / "results" / "gpu" / "control_runs" /
                       "swav_scaca__default-seed0.json").read_text())
     assert run["settings"]["backbone"] == "wide_resnet28w2" and run["train_images"] == 80
-    assert "precision=16-mixed" in run["settings"]["extra"]
+    assert "precision=16-mixed" in run["settings"]["hydra_overrides"]

@@ -8,9 +8,9 @@ from solo.losses.swav import swav_loss_func
 
 def ca_loss_func(
     masked_preds: List[torch.Tensor],
-    assignments: List[torch.Tensor],
+    codes: List[torch.Tensor],
     temperature: float = 0.1,
-    partner_assignments: Optional[List[torch.Tensor]] = None,
+    partner_codes: Optional[List[torch.Tensor]] = None,
     partner_weight: float = 0.0,
 ) -> torch.Tensor:
     """SwAV's swapped prediction on the masked branch, plus an optional partner term.
@@ -21,21 +21,21 @@ def ca_loss_func(
 
     Args:
         masked_preds: per large crop, the prototype scores of the masked features (B x K).
-        assignments: per large crop, the Sinkhorn codes (B x K).
+        codes: per large crop, the Sinkhorn codes (B x K; the host calls them assignments).
         temperature: SwAV's softmax temperature.
-        partner_assignments: per large crop, the codes of each image's partner (B x K).
+        partner_codes: per large crop, the codes of each image's partner (B x K).
         partner_weight: weight of the partner term.
 
     Returns:
         the scalar CA loss.
     """
-    loss = swav_loss_func(masked_preds, assignments, temperature)
+    loss = swav_loss_func(masked_preds, codes, temperature)
     if partner_weight > 0:
-        if partner_assignments is None:
-            raise ValueError("partner_weight > 0 needs partner_assignments")
+        if partner_codes is None:
+            raise ValueError("partner_weight > 0 needs partner_codes")
         partner = [
             -torch.sum(q * torch.log_softmax(p / temperature, dim=1), dim=1).mean()
-            for p, q in zip(masked_preds, partner_assignments)
+            for p, q in zip(masked_preds, partner_codes)
         ]
         loss = loss + partner_weight * sum(partner) / len(partner)
     return loss

@@ -93,7 +93,7 @@ def _data(cfg: DictConfig) -> dict:
         return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
     try:
         # the host's DALI data module, able to run dali.device=cpu without a GPU
-        from solo_scaca.host.dali_cpu import ClassificationDALIDataModule
+        from solo_scaca.host.dali_cpu import ClassificationDALIDataModule, data_module_kwargs
     except ImportError as error:
         raise ImportError(
             "data.format=dali needs NVIDIA DALI (pip install solo-scaca[dali]); "
@@ -102,13 +102,7 @@ def _data(cfg: DictConfig) -> dict:
     if cfg.auto_augment:
         raise ValueError("auto_augment=True is not supported with data.format=dali")
     datamodule = ClassificationDALIDataModule(
-        dataset=cfg.data.dataset,
-        train_data_path=cfg.data.train_path,
-        val_data_path=cfg.data.val_path,
-        num_workers=cfg.data.num_workers,
-        batch_size=cfg.optimizer.batch_size,
-        data_fraction=cfg.data.fraction,
-        dali_device=cfg.dali.device,
+        **data_module_kwargs(cfg), val_data_path=cfg.data.val_path
     )
     datamodule.val_dataloader = lambda: val_loader  # torchvision validation saves memory
     return {"datamodule": datamodule}

@@ -52,7 +52,11 @@ def _train_data(cfg: DictConfig) -> dict:
     """``trainer.fit`` keyword arguments for the training data (torchvision or DALI)."""
     if cfg.data.format == "dali":
         # the host's DALI data module, able to run dali.device=cpu without a GPU
-        from solo_scaca.host.dali_cpu import PretrainDALIDataModule, build_transform_pipeline_dali
+        from solo_scaca.host.dali_cpu import (
+            PretrainDALIDataModule,
+            build_transform_pipeline_dali,
+            data_module_kwargs,
+        )
 
         build = lambda aug: build_transform_pipeline_dali(  # noqa: E731
             cfg.data.dataset, aug, dali_device=cfg.dali.device
@@ -64,16 +68,11 @@ def _train_data(cfg: DictConfig) -> dict:
     )
     if cfg.data.format == "dali":
         datamodule = PretrainDALIDataModule(
-            dataset=cfg.data.dataset,
-            train_data_path=cfg.data.train_path,
+            **data_module_kwargs(cfg),
             transforms=transform,
             num_large_crops=cfg.data.num_large_crops,
             num_small_crops=cfg.data.num_small_crops,
-            num_workers=cfg.data.num_workers,
-            batch_size=cfg.optimizer.batch_size,
             no_labels=cfg.data.no_labels,
-            data_fraction=cfg.data.fraction,
-            dali_device=cfg.dali.device,
             encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels,
         )
         val_loader = _val_loader(cfg)

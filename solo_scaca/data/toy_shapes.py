@@ -236,16 +236,23 @@ def read_boxes(root: str | Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line entry point: ``python -m solo_scaca.data.toy_shapes --out DIR``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def dataset_parser(description: str, train_per_class: int,
+                   val_per_class: int) -> argparse.ArgumentParser:
+    """The options every generated box dataset takes: where, how many per class, the seed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", required=True, help="dataset root folder")
-    parser.add_argument("--train-per-class", type=int, default=50)
-    parser.add_argument("--val-per-class", type=int, default=20)
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--train-per-class", type=int, default=train_per_class)
+    parser.add_argument("--val-per-class", type=int, default=val_per_class)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true",
                         help="regenerate even if the folder holds a finished dataset")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point: ``python -m solo_scaca.data.toy_shapes --out DIR``."""
+    parser = dataset_parser(__doc__.splitlines()[0], 50, 20)
+    parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args(argv)
     try:
         root = generate_toy_shapes(args.out, args.train_per_class, args.val_per_class,

@@ -25,7 +25,6 @@ Layout written under ``root`` (the same as ``toy_shapes``, so both share ``read_
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -37,7 +36,7 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from solo_scaca.data.toy_shapes import CSV_HEADER, SPLITS
+from solo_scaca.data.toy_shapes import CSV_HEADER, SPLITS, dataset_parser
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 # A background crop covers this fraction range of the source image's side.
@@ -221,18 +220,12 @@ def generate_localization_set(root: str | Path, source: str | Path, train_per_cl
 
 def main(argv: list[str] | None = None) -> None:
     """``python3 -m solo_scaca.evaluation.localization --source SRC --out DIR``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = dataset_parser(__doc__.splitlines()[0], 400, 100)
     parser.add_argument("--source", required=True,
                         help="ImageFolder directory or .tar.gz of one (e.g. cifar10/test.tar.gz)")
-    parser.add_argument("--out", required=True, help="dataset root folder")
-    parser.add_argument("--train-per-class", type=int, default=400)
-    parser.add_argument("--val-per-class", type=int, default=100)
     parser.add_argument("--canvas-size", type=int, default=64)
     parser.add_argument("--min-side", type=int, default=24)
     parser.add_argument("--max-side", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="regenerate even if the folder holds a finished set")
     args = parser.parse_args(argv)
     try:
         root = generate_localization_set(

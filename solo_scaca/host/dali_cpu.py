@@ -13,7 +13,7 @@ pipeline holds). Seeds stay the host's: ``seed + local rank``. With ``dali.devic
 everything is the host's, unchanged.
 """
 
-from typing import Optional
+from typing import Any, Dict, Optional
 from unittest import mock
 
 import torch
@@ -27,6 +27,18 @@ except ImportError as err:  # nvidia.dali missing
         "`dali` extra (in its checkout: pip install --no-build-isolation \".[dali]\"), or "
         f"pip install nvidia-dali-cuda120. Original error: {err}"
     ) from err
+
+
+def data_module_kwargs(cfg: Any) -> Dict[str, Any]:
+    """The keyword arguments both of the host's DALI data modules take, from a parsed config."""
+    return dict(
+        dataset=cfg.data.dataset,
+        train_data_path=cfg.data.train_path,
+        num_workers=cfg.data.num_workers,
+        batch_size=cfg.optimizer.batch_size,
+        data_fraction=cfg.data.fraction,
+        dali_device=cfg.dali.device,
+    )
 
 
 def dali_device_id(dali_device: str, local_rank: int) -> Optional[int]:

@@ -255,8 +255,9 @@ class SwAVSCACA(SwAV):
         if labels_are_real(labels) and all(labels_are_real(p) for p in partner_labels or [None]):
             same_class = torch.stack([same_share(labels, p) for p in partner_labels]).mean()
         metrics = mechanism_metrics(masks, probe_masks, same_prototype, same_class)
+        # diagnostics: no all-reduce per step under DDP (each process logs its own batch)
         for name, value in metrics.items():
-            self.log(f"train_{name}", value, on_epoch=True, sync_dist=True)
+            self.log(f"train_{name}", value, on_epoch=True)
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """SwAV's training step (unchanged) plus ``lambda * L_ca`` on the large crops.
@@ -295,16 +296,17 @@ class SwAVSCACA(SwAV):
         partners = select_partners(
             self.ca_pairing, codes, z, candidate_codes, candidate_z, offset
         )
-        # a random other image per view: the negatives of ca_response=contrast, and the probe
-        # partners of the partner-sensitivity metric (a second, independent draw)
+        # a random other image per view: the probe partners of the partner-sensitivity metric
+        # and, drawn independently, the negatives of ca_response=contrast
         batch_size, num_candidates = len(fmaps[0]), len(candidate_codes[0])
-        randoms = [
-            [(v, random_partners(batch_size, num_candidates, fmaps[0].device, offset))
-             for v in range(len(fmaps))]
-            for _ in range(2)
-        ] if num_candidates > 1 else [None, None]
-        negatives = randoms[0] if self.ca_head.response == "contrast" else None
-        ca = self.ca_head(fmaps, partners, gather, negatives=negatives, probes=randoms[1])
+
+        def draw_randoms():
+            return [(v, random_partners(batch_size, num_candidates, fmaps[0].device, offset))
+                    for v in range(len(fmaps))] if num_candidates > 1 else None
+
+        probes = draw_randoms()
+        negatives = draw_randoms() if self.ca_head.response == "contrast" else None
+        ca = self.ca_head(fmaps, partners, gather, negatives=negatives, probes=probes)
         masked_feats = [self.spatial_map_hook.feature_head(f) for f in ca.feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
         partner_codes = [candidate_codes[view][index] for view, index in partners]

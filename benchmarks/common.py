@@ -43,8 +43,8 @@ def commit() -> str:
              ":(exclude)benchmarks/results"],
             cwd=root, text=True, capture_output=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    except (OSError, subprocess.CalledProcessError):  # a copy without .git (a device machine)
+        return os.environ.get("SOLO_SCACA_COMMIT", "unknown")
 
 
 def metadata(extra: Dict[str, Any] = None) -> Dict[str, Any]:

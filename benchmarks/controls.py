@@ -53,27 +53,39 @@ def run_file_of(runs_dir: Path, variant: str, seed: int) -> Path:
 def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str],
                  log_dir: Path) -> None:
     """Runs each (variant, seed) as its own process (``--only``), ``jobs`` at a time: side by
-    side on one GPU. Each writes its own result file; a failed run is said, not fatal."""
+    side on one GPU. Each writes its own result file; a failed run is said, not fatal. An
+    interrupt (Ctrl-C, ``timeout -s INT``) stops the running children and starts no more."""
     import subprocess
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
     log_dir.mkdir(parents=True, exist_ok=True)
+    children: List[subprocess.Popen] = []
 
     def one(pair: Tuple[str, int]) -> Tuple[str, int, int, Path]:
         variant, seed = pair
         log = log_dir / f"{slug(variant)}-seed{seed}.log"
         with log.open("w") as f:
-            rc = subprocess.run([sys.executable, "-m", "benchmarks.controls", *child_argv,
-                                 "--only", f"{variant}@{seed}", "--no-tables"],
-                                stdout=f, stderr=subprocess.STDOUT,
-                                cwd=Path(__file__).resolve().parent.parent).returncode
+            child = subprocess.Popen([sys.executable, "-m", "benchmarks.controls", *child_argv,
+                                      "--only", f"{variant}@{seed}", "--no-tables"],
+                                     stdout=f, stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parent.parent)
+            children.append(child)
+            rc = child.wait()
         return variant, seed, rc, log
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
         for variant, seed, rc, log in pool.map(one, pending):
             state = "done" if rc == 0 else f"FAILED (exit {rc}), see {log}"
             print(f"[controls] {variant} seed {seed}: {state}", flush=True)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in children:
+            child.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,

@@ -30,6 +30,13 @@ SETTINGS = {
     "wide_resnet28w2-32px": (["data.dataset=cifar10", "backbone.name=wide_resnet28w2"], 32, 64),
     "resnet50-imagenet-64px": (["data.dataset=imagenet100", "backbone.name=resnet50"], 64, 32),
 }
+# GPU sizes (the default on CUDA, besides the above): the gpu controls profile's batch, and
+# ResNet-50 at ImageNet's 224 px (7x7 map)
+GPU_SETTINGS = {
+    "wide_resnet28w2-32px-b256": (["data.dataset=cifar10", "backbone.name=wide_resnet28w2"],
+                                  32, 256),
+    "resnet50-imagenet-224px": (["data.dataset=imagenet100", "backbone.name=resnet50"], 224, 128),
+}
 SWAV_HEAD = ["method_kwargs.proj_hidden_dim=2048", "method_kwargs.num_prototypes=3000",
              "method_kwargs.ca_dim=128"]
 
@@ -135,16 +142,20 @@ def main(argv=None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=None,
+                        choices=[*SETTINGS, *GPU_SETTINGS],
+                        help="default: the CPU settings, and on CUDA the GPU ones too")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, 2 repeats (CI)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(torch.get_num_threads())
 
+    every = {**SETTINGS, **GPU_SETTINGS}
+    names = args.settings or [*SETTINGS, *(GPU_SETTINGS if device == "cuda" else ())]
     rows = []
-    for name in args.settings:
-        overrides, size, batch = SETTINGS[name]
+    for name in names:
+        overrides, size, batch = every[name]
         if args.tiny:
             size, batch, args.repeats = 16, 4, 2
         print(f"[overhead] {name}: batch {batch}, {size}px, {args.repeats} repeats on {device}",

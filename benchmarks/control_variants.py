@@ -24,6 +24,9 @@ VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...], int]]" = OrderedDict([
     ("ca_mask_temperature=0.02", ("swav_scaca", ("method_kwargs.ca_mask_temperature=0.02",), 1)),
     ("ca_keys=features, ca_response=mean", (
         "swav_scaca", ("method_kwargs.ca_keys=features", "method_kwargs.ca_response=mean"), 1)),
+    ("ca_keys=features, ca_mask_temperature=0.02", (
+        "swav_scaca", ("method_kwargs.ca_keys=features",
+                       "method_kwargs.ca_mask_temperature=0.02"), 1)),
 ])
 MECHANISM = (
     ("train_ca_mask_entropy", "entropy"),

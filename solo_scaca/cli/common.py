@@ -105,7 +105,11 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
         if cfg.strategy == "ddp"
         else cfg.strategy,
     )
-    Trainer(**trainer_kwargs).fit(model, ckpt_path=ckpt_path, **data)
+    trainer = Trainer(**trainer_kwargs)
+    trainer.fit(model, ckpt_path=ckpt_path, **data)
+    if trainer.interrupted:  # Lightning swallows Ctrl-C / SIGINT: an unfinished run is no result
+        raise KeyboardInterrupt(f"{cfg.name}: training interrupted; its epoch checkpoints are "
+                                "kept (auto_resume.enabled=True continues it)")
     # a run resumed after its last epoch trains nothing, and the Checkpointer writes nothing
     last = getattr(checkpointer, "last_ckpt", None)
     return None if last is None else str(last)

@@ -83,3 +83,18 @@ def test_resumed_run_matches_the_uninterrupted_one(small_data, tmp_path, monkeyp
         got, want = _losses(resumed, epoch), _losses(full, epoch)
         assert len(got) == len(want) == 3  # the CA warm-up weight continues too
         assert got == pytest.approx(want, rel=1e-4, abs=1e-4), f"epoch {epoch}"
+
+
+def test_an_interrupted_run_raises_instead_of_returning_a_checkpoint(small_data, tmp_path,
+                                                                       monkeypatch):
+    """Lightning turns Ctrl-C into a quiet return; the pretraining command must not, or a
+    benchmark would evaluate an unfinished run as if it were done."""
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(self):  # after the host's Checkpointer has saved epoch 0
+        raise KeyboardInterrupt()
+
+    monkeypatch.setattr(SwAVSCACA, "on_train_epoch_end", interrupt, raising=False)
+    with pytest.raises(KeyboardInterrupt, match="auto_resume"):
+        _run(tmp_path / "cut", small_data)
+    assert list((tmp_path / "cut" / "models" / "swav_scaca").glob("*/*-ep=0.ckpt"))

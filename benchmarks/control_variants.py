@@ -61,17 +61,19 @@ CPU = dataclasses.replace(
 PROFILES: Dict[str, profiles.Profile] = {
     "cpu": CPU,
     # one H200, the campaign's 11 runs (swav, default and uniform x 3 seeds, random pairing and
-    # feature keys x 1) side by side as separate processes (--jobs 11) in one device call:
-    # full CIFAR-10, 5 epochs of 195 steps of 256. Two loader workers per run: the data
-    # pipeline (about 1 ms of CPU per image and its two crops) is what 16 cores share.
+    # feature keys x 1) side by side as separate processes (--jobs 11) in one device call.
+    # Measured on one (2026-11-29, benchmarks/results/gpu-h200/ABOUT.md): the data pipeline is
+    # the limit, not the GPU: one run alone took 38 s per epoch of 50,000 images with two
+    # loader workers (GPU under 21% busy), and 11 runs of 5 epochs kept the 16 cores 98% busy
+    # for 7.3 min without finishing. Hence 3 epochs: an estimate from that attempt, not yet run.
     "gpu": dataclasses.replace(
         CPU,
         why=("The cpu profile's spatial setting (`wide_resnet28w2` at 32 px, 8x8 map, the same "
              "augmentation, prototypes and schedule shape) on the whole CIFAR-10 training "
-             "split: 5 epochs of 195 steps of 256 images, lr 0.15 x 256/256, mixed precision. "
-             "The runs go side by side (`--jobs 11`) on one GPU so that the campaign fits one "
-             "9-minute device call."),
-        epochs=5, train_per_class=None, batch_size=256, num_workers=2, linear_epochs=30,
+             "split: 3 epochs of 195 steps of 256 images, lr 0.15 x 256/256, mixed precision. "
+             "The runs go side by side (`--jobs 11`) on one GPU; on an H200 machine the 16 CPU "
+             "cores' data pipeline is the limit (5 epochs did not fit one 9-minute call)."),
+        epochs=3, train_per_class=None, batch_size=256, num_workers=2, linear_epochs=30,
         linear_batch_size=1024, eval_batch_size=1024,
         hydra_overrides=(*SPATIAL_AUGMENTATION, "precision=16-mixed"),
     ),

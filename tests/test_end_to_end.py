@@ -16,6 +16,7 @@ from solo.args.linear import parse_cfg as parse_linear_cfg
 from solo.methods.linear import LinearModel
 
 from solo_scaca import SwAVSCACA
+from solo_scaca_commands import HARMLESS
 from solo_scaca.cli.export import main as export_main
 from solo_scaca.host.export import load_backbone
 from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
@@ -52,6 +53,8 @@ def pretrained(toy_data, tmp_path_factory) -> Path:
     )
     ckpts = sorted((out / "models" / "swav_scaca").glob("*/*-ep=1.ckpt"))
     assert len(ckpts) == 1, log[-3000:]
+    # the host stack's known-harmless warnings are hidden by the command (solo_scaca_commands)
+    assert not [m for m, _ in HARMLESS if re.search(m, log)], log[-3000:]
     return ckpts[0]
 
 
@@ -199,3 +202,38 @@ def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tm
         load_method(exported)
     with pytest.raises(ValueError, match="cannot be paired"):
         batch_masks(model, images[:1])
+
+
+def test_the_host_detectron2_converter_takes_a_swav_scaca_checkpoint(pretrained, tmp_path):
+    """The host's ``convert_model_to_detectron2.py`` turns a swav_scaca checkpoint (whole, or
+    its exported backbone) into the same detectron2 keys as a plain SwAV checkpoint, with the
+    backbone's own weights: the add-on leaves nothing behind."""
+    import pickle
+
+    from solo.methods.swav import SwAV
+
+    script = host_checkout() / "downstream" / "object_detection" / "convert_model_to_detectron2.py"
+    if not script.exists():
+        pytest.skip(f"no host checkout at {host_checkout()} (set SOLO_LEARN_ROOT to a solo-learn "
+                    "clone): the converter is a script of the repository, not of the package")
+    exported = tmp_path / "backbone.ckpt"
+    export_main([str(pretrained), str(exported)])
+    args = OmegaConf.create((pretrained.parent / "args.json").read_text())
+    args.method = "swav"
+    plain = tmp_path / "swav.ckpt"
+    torch.save({"state_dict": SwAV(args).state_dict()}, plain)
+
+    converted = {}
+    for name, ckpt in (("whole", pretrained), ("exported", exported), ("swav", plain)):
+        out = tmp_path / f"{name}.pkl"
+        _run([sys.executable, str(script), "--pretrained_feature_extractor", str(ckpt),
+              "--output_detectron_model", str(out)], cwd=tmp_path)
+        with out.open("rb") as f:
+            converted[name] = pickle.load(f)["model"]
+    keys = converted["swav"].keys()
+    assert "stem.conv1.weight" in keys and any(k.startswith("res5.") for k in keys)
+    assert converted["whole"].keys() == converted["exported"].keys() == keys
+    backbone = torch.load(exported, map_location="cpu")["state_dict"]
+    for name in ("whole", "exported"):
+        got = converted[name]["res5.1.conv2.weight"]
+        assert (got == backbone["backbone.layer4.1.conv2.weight"].numpy()).all()

@@ -1,0 +1,63 @@
+"""The plugin's console commands (``solo-scaca-*``).
+
+Each hides the host stack's known-harmless warnings, by message, before importing it, then runs
+its command. They live outside the ``solo_scaca`` package on purpose: importing the package must
+leave a user's warning filters alone, and the host's own scripts are untouched.
+"""
+
+import importlib
+import warnings
+from typing import Any
+
+# (message regex, category): warnings a user of these commands cannot act on
+HARMLESS = (
+    (r"pkg_resources is deprecated", UserWarning),  # lightning 2.1 imports it
+    (r"Importing from timm\.", FutureWarning),  # the host's imports of timm's old paths
+    (r"Overwriting \w+ in registry", UserWarning),  # the host's ConvNeXt/PoolFormer on timm's
+    (r"`torch\.cuda\.amp\.custom_(fwd|bwd)\(args\.\.\.\)` is deprecated", FutureWarning),
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning),  # lightning 2.1 on torch 2.x
+    (r"`torch\.nn\.utils\.weight_norm` is deprecated", FutureWarning),  # the host's SwAV
+    (r"Starting from v1\.9\.0, `tensorboardX` has been removed", UserWarning),
+    (r"'pin_memory' argument is set as true but no accelerator is found", UserWarning),
+    (r"You defined a `validation_step` but have no `val_dataloader`", UserWarning),
+    (r"The number of training batches \(\d+\) is smaller than the logging interval", UserWarning),
+)
+
+
+def quiet() -> None:
+    """Ignores the ``HARMLESS`` warnings in this process."""
+    for message, category in HARMLESS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def _run(module: str) -> Any:
+    quiet()
+    return importlib.import_module(module).main()
+
+
+def pretrain() -> Any:
+    return _run("solo_scaca.cli.pretrain")
+
+
+def linear() -> Any:
+    return _run("solo_scaca.cli.linear")
+
+
+def export() -> Any:
+    return _run("solo_scaca.cli.export")
+
+
+def knn() -> Any:
+    return _run("solo_scaca.cli.knn")
+
+
+def masks() -> Any:
+    return _run("solo_scaca.cli.masks")
+
+
+def demo() -> Any:
+    return _run("solo_scaca.cli.demo")
+
+
+def toy_data() -> Any:
+    return _run("solo_scaca.data.toy_shapes")

@@ -158,3 +158,24 @@ def test_cli_bad_argument_exits_with_message(tmp_path: Path,
         main(["--out", str(tmp_path / "bad"), "--image-size", "16"])
     assert exc.value.code == 2
     assert "image_size must be >= 32" in capsys.readouterr().err
+
+
+def test_plain_backgrounds_keep_the_object_and_drop_the_clutter(tmp_path: Path) -> None:
+    """clutter=False draws the same object on the same smooth background, without blobs and
+    lines: the pixels outside the object are then a smooth field (few distinct neighbours)."""
+    from solo_scaca.data.toy_shapes import render_image
+
+    for label, name in enumerate(CLASS_NAMES):
+        seed = (0, 0, label, 0)
+        plain, box = render_image(name, np.random.default_rng(seed), 64, clutter=False)
+        cluttered, _ = render_image(name, np.random.default_rng(seed), 64)
+        assert box != () and plain.size == cluttered.size == (64, 64)
+        a, b = np.asarray(plain).astype(int), np.asarray(cluttered).astype(int)
+        jumps = lambda x: int((np.abs(np.diff(x, axis=1)).sum(axis=2) > 60).sum())  # noqa: E731
+        assert jumps(a) < jumps(b)  # the blobs' and lines' edges are gone
+    root = generate_toy_shapes(tmp_path / "plain", train_per_class=1, val_per_class=1,
+                               image_size=32, clutter=False)
+    assert '"clutter": false' in (root / "DONE").read_text()
+    with pytest.raises(ValueError, match="clutter"):
+        generate_toy_shapes(tmp_path / "plain", train_per_class=1, val_per_class=1,
+                            image_size=32)

@@ -123,12 +123,16 @@ def _colours(rng: np.random.Generator, band: tuple[int, int], n: int) -> np.ndar
     return rng.integers(band[0], band[1] + 1, size=(n, 3), dtype=np.uint8)
 
 
-def _draw_background(rng: np.random.Generator, size: int, band: tuple[int, int]) -> Image.Image:
-    """Smooth colour noise with small blobs and thin lines on top, all inside ``band``."""
+def _draw_background(rng: np.random.Generator, size: int, band: tuple[int, int],
+                     clutter: bool = True) -> Image.Image:
+    """Smooth colour noise, with small blobs and thin lines on top where ``clutter``, all inside
+    ``band``."""
     cells = int(rng.integers(2, 7))
     grid = _colours(rng, band, cells * cells).reshape(cells, cells, 3)
     # Bilinear interpolation mixes band colours, so the result stays inside the band.
     img = Image.fromarray(grid, "RGB").resize((size, size), Image.BILINEAR)
+    if not clutter:
+        return img
     draw = ImageDraw.Draw(img)
     n_blobs = int(rng.integers(4, 10))
     for colour in _colours(rng, band, n_blobs):
@@ -148,8 +152,8 @@ def _draw_background(rng: np.random.Generator, size: int, band: tuple[int, int])
     return img
 
 
-def render_image(class_name: str, rng: np.random.Generator,
-                 image_size: int) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def render_image(class_name: str, rng: np.random.Generator, image_size: int,
+                 clutter: bool = True) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """Draws one image of ``class_name`` and returns it with the object's tight box.
 
     The box ``(x0, y0, x1, y1)`` is in pixels with x1/y1 exclusive, computed from the drawn
@@ -159,7 +163,7 @@ def render_image(class_name: str, rng: np.random.Generator,
         bg_band, obj_band = DARK_BAND, LIGHT_BAND
     else:
         bg_band, obj_band = LIGHT_BAND, DARK_BAND
-    img = _draw_background(rng, image_size, bg_band)
+    img = _draw_background(rng, image_size, bg_band, clutter)
     side = int(rng.integers(round(MIN_SCALE * image_size), round(MAX_SCALE * image_size) + 1))
     x, y = (int(v) for v in rng.integers(0, image_size - side + 1, size=2))
     mask = Image.new("L", (image_size, image_size), 0)
@@ -184,8 +188,11 @@ def _check_args(train_per_class: int, val_per_class: int, image_size: int, seed:
 
 def generate_toy_shapes(root: str | Path, train_per_class: int = 50,
                         val_per_class: int = 20, image_size: int = 64, seed: int = 0,
-                        overwrite: bool = False) -> Path:
+                        overwrite: bool = False, clutter: bool = True) -> Path:
     """Writes the Toy Shapes dataset under ``root`` and returns ``root`` as a Path.
+
+    ``clutter=False``: plain smooth backgrounds, without the blobs and lines (the demo's data:
+    at a CPU budget, shapes are then what self-supervision can learn).
 
     If ``root/DONE`` exists and ``overwrite`` is False, returns at once (repeated demo runs
     stay cheap); a DONE written with other parameters raises ValueError rather than hand back
@@ -196,7 +203,8 @@ def generate_toy_shapes(root: str | Path, train_per_class: int = 50,
     root = Path(root)
     done = root / "DONE"
     params = json.dumps({"train_per_class": train_per_class, "val_per_class": val_per_class,
-                         "image_size": image_size, "seed": seed}, sort_keys=True) + "\n"
+                         "image_size": image_size, "seed": seed,
+                         **({} if clutter else {"clutter": False})}, sort_keys=True) + "\n"
     if done.exists() and not overwrite:
         if done.read_text() != params:
             raise ValueError(f"{root} holds a dataset generated with {done.read_text().strip()}, "
@@ -216,7 +224,7 @@ def generate_toy_shapes(root: str | Path, train_per_class: int = 50,
             folder.mkdir(parents=True)
             for index in range(counts[split]):
                 rng = np.random.default_rng((seed, split_id, label, index))
-                img, box = render_image(class_name, rng, image_size)
+                img, box = render_image(class_name, rng, image_size, clutter)
                 rel = f"{split}/{class_name}/{index:04d}.png"
                 img.save(root / rel, format="PNG")
                 rows.append((split, rel, class_name, label, *box))
@@ -253,10 +261,12 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point: ``python -m solo_scaca.data.toy_shapes --out DIR``."""
     parser = dataset_parser(__doc__.splitlines()[0], 50, 20)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--plain", action="store_true",
+                        help="plain backgrounds, without blobs and lines")
     args = parser.parse_args(argv)
     try:
         root = generate_toy_shapes(args.out, args.train_per_class, args.val_per_class,
-                                   args.image_size, args.seed, args.overwrite)
+                                   args.image_size, args.seed, args.overwrite, not args.plain)
     except ValueError as e:
         parser.error(str(e))
     n = len(CLASS_NAMES)

@@ -7,7 +7,7 @@ leave a user's warning filters alone, and the host's own scripts are untouched.
 
 import importlib
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 # (message regex, category): warnings a user of these commands cannot act on
 HARMLESS = (
@@ -30,34 +30,21 @@ def quiet() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
 
 
-def _run(module: str) -> Any:
-    quiet()
-    return importlib.import_module(module).main()
+def _command(module: str) -> Callable[[], Any]:
+    """The console entry point that runs ``module.main()`` with the ``HARMLESS`` warnings
+    hidden."""
+    def run() -> Any:
+        quiet()
+        return importlib.import_module(module).main()
+
+    run.__name__ = module.rsplit(".", 1)[-1]
+    return run
 
 
-def pretrain() -> Any:
-    return _run("solo_scaca.cli.pretrain")
-
-
-def linear() -> Any:
-    return _run("solo_scaca.cli.linear")
-
-
-def export() -> Any:
-    return _run("solo_scaca.cli.export")
-
-
-def knn() -> Any:
-    return _run("solo_scaca.cli.knn")
-
-
-def masks() -> Any:
-    return _run("solo_scaca.cli.masks")
-
-
-def demo() -> Any:
-    return _run("solo_scaca.cli.demo")
-
-
-def toy_data() -> Any:
-    return _run("solo_scaca.data.toy_shapes")
+pretrain = _command("solo_scaca.cli.pretrain")
+linear = _command("solo_scaca.cli.linear")
+export = _command("solo_scaca.cli.export")
+knn = _command("solo_scaca.cli.knn")
+masks = _command("solo_scaca.cli.masks")
+demo = _command("solo_scaca.cli.demo")
+toy_data = _command("solo_scaca.data.toy_shapes")

@@ -247,12 +247,12 @@ class SwAVSCACA(SwAV):
         partner_labels: Optional[List[torch.Tensor]],
     ) -> None:
         """Logs whether the mask attends and depends on the partner (docs/method.md section 6) as
-        ``train_ca_*``; the same-class share only where the batch's labels are real."""
+        ``train_ca_*``; the same-class share only with ``partner_labels`` (real labels)."""
         same_prototype = torch.stack([
             same_share(q.argmax(dim=1), p.argmax(dim=1)) for q, p in zip(codes, partner_codes)
         ]).mean()
         same_class = None
-        if labels_are_real(labels) and all(labels_are_real(p) for p in partner_labels or [None]):
+        if partner_labels is not None:
             same_class = torch.stack([same_share(labels, p) for p in partner_labels]).mean()
         metrics = mechanism_metrics(masks, probe_masks, same_prototype, same_class)
         # diagnostics: no all-reduce per step under DDP (each process logs its own batch)
@@ -310,8 +310,9 @@ class SwAVSCACA(SwAV):
         masked_feats = [self.spatial_map_hook.feature_head(f) for f in ca.feats]
         masked_preds = [self.prototypes(F.normalize(self.projector(f))) for f in masked_feats]
         partner_codes = [candidate_codes[view][index] for view, index in partners]
-        partner_labels = (None if candidate_labels is None else
-                          [candidate_labels[index] for _, index in partners])
+        # one check of the candidates' labels (a device sync), not one per view
+        partner_labels = ([candidate_labels[index] for _, index in partners]
+                          if labels_are_real(candidate_labels) else None)
         self.log_mechanism_metrics(ca.masks, ca.probe_masks, codes, partner_codes, labels,
                                    partner_labels)
         ca_loss = ca_loss_func(

@@ -23,7 +23,7 @@ REFERENCES = (control_variants.RANDOM_INIT, control_variants.SWAV, control_varia
 CANDIDATES = ("swav_scaca (default)", "ca_keys=features", "ca_response=mean",
               "ca_response=contrast", "ca_mask_temperature=0.02",
               "ca_keys=features, ca_response=mean",
-              "ca_keys=features, ca_mask_temperature=0.02")
+              "ca_keys=features, ca_mask_temperature=0.02", "ca_partner_weight=1.0")
 MAX_ENTROPY = 0.9
 MIN_SENSITIVITY_SHARE = 0.5
 COLUMNS = ["variant", "seed", "entropy", "peak", "to_uniform", "sensitivity", "sensitivity_share",

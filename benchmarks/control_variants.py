@@ -27,6 +27,7 @@ VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...], int]]" = OrderedDict([
     ("ca_keys=features, ca_mask_temperature=0.02", (
         "swav_scaca", ("method_kwargs.ca_keys=features",
                        "method_kwargs.ca_mask_temperature=0.02"), 1)),
+    ("ca_partner_weight=1.0", ("swav_scaca", ("method_kwargs.ca_partner_weight=1.0",), 1)),
 ])
 MECHANISM = (
     ("train_ca_mask_entropy", "entropy"),

@@ -106,6 +106,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 f"data.train_path={data / 'train'}",
                 f"checkpoint.dir={out / 'trained_models'}",
                 f"++default_root_dir={out}",  # Lightning's own logs: there, not in the cwd
+                "++enable_model_summary=False",  # one screen: the summary at the end
                 f"max_epochs={args.epochs}",
                 f"augmentations.0.crop_size={args.image_size}",
                 f"seed={args.seed}",

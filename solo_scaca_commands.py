@@ -6,6 +6,7 @@ leave a user's warning filters alone, and the host's own scripts are untouched.
 """
 
 import importlib
+import sys
 import warnings
 from typing import Any, Callable
 
@@ -25,7 +26,10 @@ HARMLESS = (
 
 
 def quiet() -> None:
-    """Ignores the ``HARMLESS`` warnings in this process."""
+    """Ignores the ``HARMLESS`` warnings in this process, unless the user set warning options
+    (``-W``, ``PYTHONWARNINGS``): those win."""
+    if sys.warnoptions:
+        return
     for message, category in HARMLESS:
         warnings.filterwarnings("ignore", message=message, category=category)
 
@@ -37,7 +41,6 @@ def _command(module: str) -> Callable[[], Any]:
         quiet()
         return importlib.import_module(module).main()
 
-    run.__name__ = module.rsplit(".", 1)[-1]
     return run
 
 

@@ -34,6 +34,8 @@ def commit() -> str:
     """The project's git commit (with a mark when the tree has uncommitted changes) when this
     process first asked: the code a long benchmark process runs, even if commits land while it
     runs."""
+    if os.environ.get("SOLO_SCACA_COMMIT"):  # a copy whose .git is absent or stale (a device)
+        return os.environ["SOLO_SCACA_COMMIT"]
     root = Path(__file__).parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
@@ -43,8 +45,8 @@ def commit() -> str:
              ":(exclude)benchmarks/results"],
             cwd=root, text=True, capture_output=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):  # a copy without .git (a device machine)
-        return os.environ.get("SOLO_SCACA_COMMIT", "unknown")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def metadata(extra: Dict[str, Any] = None) -> Dict[str, Any]:

@@ -62,7 +62,8 @@ CPU = dataclasses.replace(
 PROFILES: Dict[str, profiles.Profile] = {
     "cpu": CPU,
     # one H200, the campaign's 11 runs (swav, default and uniform x 3 seeds, random pairing and
-    # feature keys x 1) side by side as separate processes (--jobs 11) in one device call.
+    # feature keys x 1: pass them as --variants, the default is every variant) side by side
+    # as separate processes (--jobs 11) in one device call.
     # Measured on one (2026-11-29, benchmarks/results/gpu-h200/ABOUT.md): the data pipeline is
     # the limit, not the GPU: one run alone took 38 s per epoch of 50,000 images with two
     # loader workers (GPU under 21% busy), and 11 runs of 5 epochs kept the 16 cores 98% busy

@@ -50,42 +50,61 @@ def run_file_of(runs_dir: Path, variant: str, seed: int) -> Path:
     return runs_dir / f"{slug(variant)}-seed{seed}.json"
 
 
+def _raise_interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str],
                  log_dir: Path) -> None:
     """Runs each (variant, seed) as its own process (``--only``), ``jobs`` at a time: side by
     side on one GPU. Each writes its own result file; a failed run is said, not fatal. An
-    interrupt (Ctrl-C, ``timeout -s INT``) stops the running children and starts no more."""
+    interrupt (Ctrl-C, SIGINT or SIGTERM, e.g. from ``timeout``) stops the running children
+    (SIGTERM, then SIGKILL after 30 s) and starts no more."""
+    import signal
     import subprocess
     import sys
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     log_dir.mkdir(parents=True, exist_ok=True)
     children: List[subprocess.Popen] = []
+    stop, lock = threading.Event(), threading.Lock()
 
     def one(pair: Tuple[str, int]) -> Tuple[str, int, int, Path]:
         variant, seed = pair
         log = log_dir / f"{slug(variant)}-seed{seed}.log"
         with log.open("w") as f:
-            child = subprocess.Popen([sys.executable, "-m", "benchmarks.controls", *child_argv,
-                                      "--only", f"{variant}@{seed}", "--no-tables"],
-                                     stdout=f, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parent.parent)
-            children.append(child)
-            rc = child.wait()
-        return variant, seed, rc, log
+            with lock:  # no child starts once the interrupt has been handled
+                if stop.is_set():
+                    return variant, seed, -1, log
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.controls", *child_argv, "--only",
+                     f"{variant}@{seed}", "--no-tables"],
+                    stdout=f, stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parent.parent)
+                children.append(child)
+            return variant, seed, child.wait(), log
 
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         for variant, seed, rc, log in pool.map(one, pending):
             state = "done" if rc == 0 else f"FAILED (exit {rc}), see {log}"
             print(f"[controls] {variant} seed {seed}: {state}", flush=True)
     except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            stop.set()
+            for child in children:
+                child.terminate()
         for child in children:
-            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
         raise
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,

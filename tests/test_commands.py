@@ -47,23 +47,39 @@ def test_quiet_hides_each_known_harmless_warning_and_nothing_else(message, categ
 
 
 def test_importing_the_package_adds_no_warning_filter():
-    code = ("import warnings, solo_scaca, solo_scaca_commands as c; "
-            "patterns = {m for m, _ in c.HARMLESS}; "
-            "print(sum(f[1] is not None and f[1].pattern in patterns for f in warnings.filters))")
+    code = ("import warnings, solo, solo.methods, lightning, timm; before = list(warnings.filters); "
+            "import solo_scaca; print(warnings.filters == before)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "0"
+    assert out.stdout.strip() == "True"
 
 
-def test_every_command_goes_through_quiet():
+def test_user_warning_options_win(monkeypatch):
+    monkeypatch.setattr(sys, "warnoptions", ["default"])
+    with warnings.catch_warnings():
+        before = list(warnings.filters)
+        solo_scaca_commands.quiet()
+        assert warnings.filters == before
+
+
+def test_every_command_quiets_then_imports_its_module(monkeypatch):
     import configparser
     from pathlib import Path
+    from types import SimpleNamespace
 
+    calls = []
+    monkeypatch.setattr(solo_scaca_commands, "quiet", lambda: calls.append("quiet"))
+    monkeypatch.setattr(solo_scaca_commands.importlib, "import_module",
+                        lambda name: calls.append(name) or SimpleNamespace(main=lambda: "ran"))
     cfg = configparser.ConfigParser()
     cfg.read(Path(__file__).parent.parent / "setup.cfg")
-    scripts = [line.split("=") for line in
-               cfg["options.entry_points"]["console_scripts"].strip().splitlines()]
+    scripts = dict(line.replace(" ", "").split("=") for line in
+                   cfg["options.entry_points"]["console_scripts"].strip().splitlines())
+    modules = {"solo-scaca-toy-data": "solo_scaca.data.toy_shapes"}
     assert len(scripts) == 7
-    for name, target in scripts:
-        module, func = target.strip().split(":")
+    for name, target in scripts.items():
+        module, func = target.split(":")
         assert module == "solo_scaca_commands", name
-        assert callable(getattr(solo_scaca_commands, func)), name
+        calls.clear()
+        assert getattr(solo_scaca_commands, func)() == "ran"
+        expected = modules.get(name, "solo_scaca.cli." + name.removeprefix("solo-scaca-"))
+        assert calls == ["quiet", expected], name

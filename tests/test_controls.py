@@ -138,3 +138,33 @@ def test_gpu_profile_runs_side_by_side_on_cpu_with_a_tiny_budget(campaign, tmp_p
                       "swav_scaca__default-seed0.json").read_text())
     assert run["settings"]["backbone"] == "wide_resnet28w2" and run["train_images"] == 80
     assert "precision=16-mixed" in run["settings"]["hydra_overrides"]
+
+
+def test_an_interrupt_stops_the_side_by_side_runs(tmp_path, monkeypatch):
+    """SIGTERM (what ``timeout`` sends) reaches the campaign: its running children are stopped,
+    no queued run starts, and the interrupt propagates (a device run once hung here)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def sleeper(cmd, **kwargs):  # a run that would take a minute
+        child = real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+        started.append(child)
+        return child
+
+    monkeypatch.setattr(subprocess, "Popen", sleeper)
+    handler = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    begin = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        controls.run_parallel([("swav", s) for s in range(4)], 2, [], tmp_path / "logs")
+    timer.cancel()
+    assert time.time() - begin < 40
+    assert len(started) == 2  # the two queued runs never started
+    assert all(child.poll() is not None for child in started)
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored

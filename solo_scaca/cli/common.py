@@ -69,6 +69,9 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
 
     Returns:
         the path of the last checkpoint the host's Checkpointer wrote in this call, if any.
+
+    Raises:
+        KeyboardInterrupt: training was interrupted (Lightning itself returns quietly).
     """
     ckpt_path, wandb_run_id = resume_path(cfg, run_dir)
     callbacks, logger, checkpointer = [], None, None
@@ -108,8 +111,9 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
     trainer = Trainer(**trainer_kwargs)
     trainer.fit(model, ckpt_path=ckpt_path, **data)
     if trainer.interrupted:  # Lightning swallows Ctrl-C / SIGINT: an unfinished run is no result
-        raise KeyboardInterrupt(f"{cfg.name}: training interrupted; its epoch checkpoints are "
-                                "kept (auto_resume.enabled=True continues it)")
+        kept = ("its epoch checkpoints are kept (auto_resume.enabled=True continues it)"
+                if checkpointer is not None else "no checkpoint was written")
+        raise KeyboardInterrupt(f"{cfg.name}: training interrupted; {kept}")
     # a run resumed after its last epoch trains nothing, and the Checkpointer writes nothing
     last = getattr(checkpointer, "last_ckpt", None)
     return None if last is None else str(last)

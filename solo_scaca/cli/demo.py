@@ -10,11 +10,13 @@ random initialisation, and draws what the learned model looks at: its cross-atte
 import argparse
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from hydra import compose, initialize_config_module
 from lightning.pytorch import seed_everything
+from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch.utils.data import DataLoader
 
 from solo_scaca.cli.pretrain import pretrain
 from solo_scaca.data.toy_shapes import generate_toy_shapes
@@ -45,9 +47,10 @@ RECIPE = (
 )
 
 
-def draw_cams(backbone: torch.nn.Module, train, loader, out: Path, rows: int = 6) -> Path:
-    """CAMs of the true class for the first ``rows`` validation images, from a linear head
-    trained on the training features."""
+def draw_cams(backbone: torch.nn.Module, train: Tuple[torch.Tensor, torch.Tensor],
+              loader: DataLoader, out: Path, rows: int = 6) -> Path:
+    """CAMs of the true class for ``rows`` validation images spread over the classes, from a
+    linear head trained on the backbone's training features ``train``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,9 +61,9 @@ def draw_cams(backbone: torch.nn.Module, train, loader, out: Path, rows: int = 6
     picks = torch.linspace(0, len(loader.dataset) - 1, rows).long().tolist()
     images = torch.stack([loader.dataset[i][0] for i in picks])
     labels = torch.tensor([loader.dataset[i][1] for i in picks])
-    cams = class_activation_maps(backbone.eval(), head, images, labels)
-    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
-    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    cams = class_activation_maps(backbone, head, images, labels)
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
     fig, axes = plt.subplots(1, rows, figsize=(1.6 * rows, 2.0), squeeze=False)
     for ax, image, cam, label in zip(axes[0], images, cams, labels):
         ax.imshow((image * std + mean).permute(1, 2, 0).clamp(0, 1).numpy())
@@ -88,6 +91,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides, key=value")
     args = parser.parse_args(argv)
+    if args.image_size < 32 or args.epochs < 1 or args.train_per_class < 1:
+        parser.error(f"--image-size={args.image_size} (>= 32), --epochs={args.epochs} (>= 1) "
+                     f"and --train-per-class={args.train_per_class} (>= 1) are out of range")
     start = time.time()
 
     out = Path(args.out)
@@ -114,8 +120,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                 *args.overrides,
             ],
         )
+    pretrain_start = time.time()
     ckpt = pretrain(cfg)
-    pretrain_s = time.time() - start
+    pretrain_s = time.time() - pretrain_start
 
     loaders = [image_folder_loader(data / split, args.image_size) for split in ("train", "val")]
     seed_everything(args.seed)
@@ -123,11 +130,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         "random init": build_backbone(cfg.backbone.name, cfg.data.dataset),
         args.method: load_backbone(ckpt),
     }
-    accuracy, train = {}, None
+    accuracy, features = {}, {}
     for name, backbone in backbones.items():
-        train, val = (extract_features(backbone, loader) for loader in loaders)
-        (accuracy[name], _), = knn_accuracy(train, val, ks=(20,)).values()
-    pictures = [draw_cams(backbones[args.method], train, loaders[1], out / "cams.png")]
+        features[name], val = (extract_features(backbone, loader) for loader in loaders)
+        (accuracy[name], _), = knn_accuracy(features[name], val, ks=(20,)).values()
+    pictures = [draw_cams(backbones[args.method], features[args.method], loaders[1],
+                          out / "cams.png")]
     if args.method == "swav_scaca":
         from solo_scaca.cli.masks import main as masks_main
 

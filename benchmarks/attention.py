@@ -71,7 +71,8 @@ def write_tables(profile_dir: Path, seed: int = 0) -> Optional[Path]:
     if not any(r["variant"] in CANDIDATES for r in rows):
         return None
     mine = [r for r in runs if r["variant"] in CANDIDATES]
-    meta = {k: mine[-1][k] for k in ("command", "commit", "machine", "versions", "date")}
+    latest = max(mine, key=lambda r: r["date"])  # the newest candidate run names the code
+    meta = {k: latest[k] for k in ("command", "commit", "machine", "versions", "date")}
     missing = [v for v in CANDIDATES if v not in {r["variant"] for r in rows}]
     text = ((f"**Not run yet:** {', '.join(f'`{v}`' for v in missing)} (`python3 -m "
              f"benchmarks attention --profile {runs[0]['profile']}` resumes).\n\n")

@@ -34,7 +34,8 @@ def make_cfg(overrides: List[str] = (), method: str = "swav_scaca") -> DictConfi
 
 
 def ready_for_steps(model: torch.nn.Module) -> torch.nn.Module:
-    """What SwAV's ``on_train_start`` sets up, for calling ``training_step`` without a Trainer
-    (single process, queue disabled in the toy config)."""
-    model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
+    """What SwAV's ``on_train_start`` sets up (its Sinkhorn: single process, queue disabled in
+    the toy config), for calling ``training_step`` without a Trainer."""
+    if hasattr(model, "sk_iters"):
+        model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
     return model.train()

@@ -1,4 +1,4 @@
-"""The drop-in scripts of ``scripts/``: every ``swav_scaca.yaml`` (found by glob, so a new one is
+"""The drop-in scripts of ``scripts/``: every ``*_scaca*.yaml`` (found by glob, so a new one is
 covered) composes, passes the host's parser and builds (pretraining: one training step; linear:
 the host's LinearModel); every ``.sh`` is valid bash and runs its command on its own config; and
 ``solo-scaca-linear`` trains one epoch on a checkpoint and on its exported backbone."""
@@ -23,12 +23,24 @@ from solo_scaca.cli.export import main as export_main
 from solo_scaca.cli.knn import main as knn_main
 from solo_scaca.host.cpu import apply_cpu_overrides
 from solo_scaca.host.export import build_backbone
-from solo_scaca.methods.swav_scaca import CA_KEYS
 from tests.conftest import host_checkout, make_cfg, ready_for_steps
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-PRETRAIN_YAMLS = sorted(SCRIPTS.glob("pretrain/**/swav_scaca.yaml"))
-LINEAR_YAMLS = sorted(SCRIPTS.glob("linear/**/swav_scaca.yaml"))
+PRETRAIN_YAMLS = sorted(SCRIPTS.glob("pretrain/**/*_scaca*.yaml"))
+LINEAR_YAMLS = sorted(SCRIPTS.glob("linear/**/*_scaca*.yaml"))
+# per host method: its heads made tiny for one step
+TINY_HEADS = {
+    "swav": ["method_kwargs.num_prototypes=10", "method_kwargs.queue_size=8"],
+    "deepclusterv2": ["method_kwargs.num_prototypes=[10,10]"],
+    "dino": ["method_kwargs.num_prototypes=10"],
+    "byol": ["method_kwargs.pred_hidden_dim=32"],
+    "simclr": [],
+}
+
+
+def _host_name(yaml: Path) -> str:
+    """The host's file of one of ours: ``dino_scaca_vit.yaml`` -> ``dino_vit.yaml``."""
+    return yaml.name.replace("_scaca", "")
 SHELL_SCRIPTS = sorted(SCRIPTS.rglob("*.sh"))
 COMMANDS = ("solo-scaca-pretrain", "solo-scaca-linear", "solo-scaca-knn")
 CPU_NOTICE = "no CUDA device found, using the host's CPU settings"
@@ -79,28 +91,37 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
 
 
 def test_every_dataset_folder_has_its_configs():
-    folders = {p.parent.name for p in PRETRAIN_YAMLS}
+    folders = {p.parent.name for p in PRETRAIN_YAMLS if p.name == "swav_scaca.yaml"}
     assert {"cifar", "cifar-multicrop", "imagenet-100", "imagenet-100-multicrop", "imagenet",
             "custom"} <= folders
-    assert {"cifar", "imagenet-100", "imagenet", "custom"} <= {p.parent.name for p in LINEAR_YAMLS}
+    linear = {p.parent.name for p in LINEAR_YAMLS if p.name == "swav_scaca.yaml"}
+    assert {"cifar", "imagenet-100", "imagenet", "custom"} <= linear
+    # every other method: cifar and imagenet-100, pretraining and linear
+    for method in ("deepclusterv2", "dino", "byol", "simclr"):
+        for folder in ("cifar", "imagenet-100"):
+            for stage in ("pretrain", "linear"):
+                assert (SCRIPTS / stage / folder / f"{method}_scaca.yaml").is_file()
+                assert (SCRIPTS / stage / folder / f"{method}_scaca.sh").is_file()
+    assert (SCRIPTS / "pretrain" / "imagenet-100" / "dino_scaca_vit.yaml").is_file()
 
 
 @pytest.mark.parametrize("yaml", PRETRAIN_YAMLS, ids=_id)
 def test_pretrain_config_writes_every_ca_key_at_its_default(yaml):
     raw = OmegaConf.load(yaml)
-    assert raw.method == "swav_scaca"
-    assert set(CA_KEYS) <= set(raw.method_kwargs)
+    assert raw.method == yaml.stem.replace("_vit", "")
+    ca_keys = METHODS[raw.method].CA_KEYS
+    assert set(ca_keys) <= set(raw.method_kwargs)
     stripped = OmegaConf.create(OmegaConf.to_container(raw))
-    for key in CA_KEYS:
+    for key in ca_keys:
         del stripped.method_kwargs[key]
-    defaults = SwAVSCACA.add_and_assert_specific_cfg(stripped).method_kwargs
-    assert {k: raw.method_kwargs[k] for k in CA_KEYS} == {k: defaults[k] for k in CA_KEYS}
+    defaults = METHODS[raw.method].add_and_assert_specific_cfg(stripped).method_kwargs
+    assert {k: raw.method_kwargs[k] for k in ca_keys} == {k: defaults[k] for k in ca_keys}
 
 
 @pytest.mark.parametrize("yaml", PRETRAIN_YAMLS + LINEAR_YAMLS, ids=_id)
 def test_config_mirrors_the_host_files(yaml):
-    """Sub-configs are the host's files; where the host has a swav.yaml, its settings are ours
-    except the name, the method and the CA keys."""
+    """Sub-configs are the host's files; where the host has the method's file (``swav.yaml`` for
+    ``swav_scaca.yaml``), its settings are ours except the name, the method and the CA keys."""
     host_dir = host_checkout() / "scripts" / yaml.relative_to(SCRIPTS).parent
     if not host_dir.parent.exists():
         pytest.skip(f"no solo-learn checkout at {host_checkout()} (set SOLO_LEARN_ROOT)")
@@ -109,25 +130,27 @@ def test_config_mirrors_the_host_files(yaml):
         if not host_sub.exists():  # a folder the host lacks: the same file of another folder
             host_sub = next(host_dir.parent.glob(f"*/{sub.parent.name}/{sub.name}"))
         assert sub.read_bytes() == host_sub.read_bytes(), sub
-    host_swav = host_dir / "swav.yaml"
-    if host_swav.exists():
-        ours, host = OmegaConf.load(yaml), OmegaConf.load(host_swav)
+    host_file = host_dir / _host_name(yaml)
+    if host_file.exists():
+        ours, host = OmegaConf.load(yaml), OmegaConf.load(host_file)
+        method = ours.get("method", ours.get("pretrain_method"))
+        assert method == host.get("method", host.get("pretrain_method")) + "_scaca"
         for cfg in (ours, host):
             cfg.pop("name")
             cfg.pop("method", None)
             cfg.pop("pretrain_method", None)
-            for key in CA_KEYS if "method_kwargs" in cfg else ():
+            for key in METHODS[method].CA_KEYS if "method_kwargs" in cfg else ():
                 cfg.method_kwargs.pop(key, None)
         assert ours == host
 
 
 @pytest.mark.parametrize("yaml", PRETRAIN_YAMLS, ids=_id)
 def test_pretrain_config_trains_one_step(yaml, tiny_data):
+    host_method = OmegaConf.load(yaml).method[: -len("_scaca")]
     cfg = _compose(yaml, [
         "method_kwargs.proj_hidden_dim=32",
         "method_kwargs.proj_output_dim=16",
-        "method_kwargs.num_prototypes=10",
-        "method_kwargs.queue_size=8",
+        *TINY_HEADS[host_method],
         "method_kwargs.ca_dim=16",
         "method_kwargs.ca_warmup_epochs=0",
         "optimizer.batch_size=4",
@@ -135,13 +158,20 @@ def test_pretrain_config_trains_one_step(yaml, tiny_data):
         *_data_paths(yaml, tiny_data),
     ])
     cfg = parse_pretrain_cfg(cfg)
-    assert cfg.method == "swav_scaca"
+    assert cfg.method == f"{host_method}_scaca"
     model = ready_for_steps(METHODS[cfg.method](cfg))
     assert model.ca_head is not None
-    # what SwAV's on_train_start registers (single process)
-    model.register_buffer("queue", torch.zeros(2, model.queue_size, model.proj_output_dim))
+    # what the methods' on_train_start / on_train_epoch_start set up (single process)
+    if host_method == "swav":
+        model.register_buffer("queue", torch.zeros(2, model.queue_size, model.proj_output_dim))
+    if host_method == "deepclusterv2":
+        model.assignments = torch.zeros(len(model.num_prototypes), 4, dtype=torch.long)
+        model.local_memory_index = torch.zeros(4, dtype=torch.long)
+        model.local_memory_embeddings = torch.zeros(2, 4, model.proj_output_dim)
 
     large = 32 if cfg.data.dataset.startswith("cifar") else 64
+    if cfg.backbone.name.startswith("vit"):
+        large = cfg.augmentations[0].crop_size  # timm's ViT takes its own image size only
     g = torch.Generator().manual_seed(0)
     crops = [torch.randn(4, 3, large, large, generator=g) for _ in range(cfg.data.num_large_crops)]
     crops += [torch.randn(4, 3, large // 2, large // 2, generator=g)
@@ -161,7 +191,7 @@ def test_linear_config_builds_the_host_linear_model(yaml, tiny_data):
     cfg = _compose(yaml, ["pretrained_feature_extractor=model.ckpt", "data.num_workers=0",
                           *_data_paths(yaml, tiny_data)])
     cfg = parse_linear_cfg(cfg)
-    assert cfg.pretrain_method == "swav_scaca"
+    assert cfg.pretrain_method == yaml.stem
     backbone = build_backbone(cfg.backbone.name, cfg.data.dataset, cfg.pretrain_method,
                               cfg.backbone.kwargs)
     model = LinearModel(backbone, loss_func=torch.nn.CrossEntropyLoss(), mixup_func=None, cfg=cfg)

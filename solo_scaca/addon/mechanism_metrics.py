@@ -59,7 +59,7 @@ def _mean(values) -> torch.Tensor:
 def mechanism_metrics(
     masks: Sequence[torch.Tensor],
     probe_masks: Sequence[torch.Tensor],
-    same_prototype: torch.Tensor,
+    same_prototype: Optional[torch.Tensor] = None,
     same_class: Optional[torch.Tensor] = None,
 ) -> Dict[str, torch.Tensor]:
     """The metrics logged every step, averaged over the large crops.
@@ -67,15 +67,17 @@ def mechanism_metrics(
     Args:
         masks: per view, the masks with the chosen partners.
         probe_masks: per view, the masks of the same images with a random other partner.
-        same_prototype: share of partners with the same code argmax.
+        same_prototype: share of partners with the same code argmax (None: the method has no
+            codes).
         same_class: share of partners with the same label (None: the labels are not real).
     """
     out = {
         "ca_mask_entropy": _mean(mask_entropy(m) for m in masks),
         "ca_mask_peak": _mean(mask_peak(m) for m in masks),
         "ca_mask_to_uniform": _mean(distance_to_uniform(m) for m in masks),
-        "ca_partner_same_prototype": same_prototype,
     }
+    if same_prototype is not None:
+        out["ca_partner_same_prototype"] = same_prototype
     if probe_masks:
         out["ca_partner_sensitivity"] = _mean(
             mask_distance(m, p) for m, p in zip(masks, probe_masks)

@@ -59,7 +59,7 @@ def random_partners(
 @torch.no_grad()
 def select_partners(
     mode: str,
-    codes: List[torch.Tensor],
+    codes: Optional[List[torch.Tensor]],
     z: Optional[List[torch.Tensor]] = None,
     candidate_codes: Optional[List[torch.Tensor]] = None,
     candidate_z: Optional[List[torch.Tensor]] = None,
@@ -69,8 +69,9 @@ def select_partners(
 
     Args:
         mode: one of ``PAIRING_MODES``.
-        codes: per view, the Sinkhorn codes (B x K) of the local batch.
-        z: per view, the projections (B x D); needed by ``nn``.
+        codes: per view, the codes (B x K) of the local batch; needed by ``prototype`` (None
+            for a method without codes).
+        z: per view, the projections (B x D); needed by ``nn``, and when ``codes`` is None.
         candidate_codes: per view, the codes of all candidates (N x K); default ``codes``.
         candidate_z: per view, the projections of all candidates; default ``z``.
         offset: index of the first local image among the candidates.
@@ -81,10 +82,16 @@ def select_partners(
     """
     if mode not in PAIRING_MODES:
         raise ValueError(f"ca_pairing={mode!r} is not one of {PAIRING_MODES}")
+    if codes is None and mode == "prototype":
+        raise ValueError("ca_pairing='prototype' needs codes: without them use nn, self or random")
+    if codes is None and z is None:
+        raise ValueError(f"ca_pairing={mode!r} needs the codes or the projections z")
     candidate_codes = codes if candidate_codes is None else candidate_codes
-    num_views = len(codes)
-    batch_size, num_candidates = codes[0].size(0), candidate_codes[0].size(0)
-    device = codes[0].device
+    candidate_z = z if candidate_z is None else candidate_z
+    reference, candidates = (codes, candidate_codes) if codes is not None else (z, candidate_z)
+    num_views = len(reference)
+    batch_size, num_candidates = reference[0].size(0), candidates[0].size(0)
+    device = reference[0].device
     if mode == "self":
         if num_views < 2:
             raise ValueError("ca_pairing='self' needs at least two large crops")
@@ -101,7 +108,6 @@ def select_partners(
     if mode == "nn":
         if z is None:
             raise ValueError("ca_pairing='nn' needs the projections z")
-        candidate_z = z if candidate_z is None else candidate_z
         return [(v, nn_partners(z[v], candidate_z[v], offset)) for v in range(num_views)]
     return [
         (v, random_partners(batch_size, num_candidates, device, offset)) for v in range(num_views)

@@ -1,1 +1,1 @@
-"""Host methods with the add-on: one file per method (``swav_scaca``)."""
+"""Host methods with the add-on: one file per method (``<host method>_scaca``)."""

@@ -1,0 +1,45 @@
+"""DeepClusterV2 with the spatial cross-attention add-on (``method=deepclusterv2_scaca``,
+docs/method.md section 9).
+
+Subclasses the host's DeepClusterV2: ``L_ca`` is its loss with the prototype scores of the
+masked large crops (every prototype set) against the sample's k-means assignments. There are
+no assignments before the first k-means (epoch 0): the CA term starts at epoch 1.
+"""
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from solo.losses.deepclusterv2 import deepclusterv2_loss_func
+from solo.methods.deepclusterv2 import DeepClusterV2
+
+from solo_scaca.addon.method_addon import CrossAttentionAddon
+
+
+class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
+    NAME = "deepclusterv2_scaca"
+    LATE_BUFFERS = ("local_memory_index", "local_memory_embeddings")
+
+    def ca_head_outputs(self, feats: torch.Tensor) -> torch.Tensor:
+        """h = prototypes . normalize . projector, per prototype set (P x B x K)."""
+        z = F.normalize(self.projector(feats))
+        return torch.stack([p(z) for p in self.prototypes])
+
+    def ca_targets(self, batch: Sequence[Any]) -> Optional[torch.Tensor]:
+        """The batch's k-means assignments (P x B); None before the first k-means."""
+        assignments = self.assignments[:, batch[0]]
+        return assignments if bool((assignments >= 0).any()) else None
+
+    def ca_codes(self, targets: torch.Tensor, outs: List[Dict[str, Any]]) -> List[torch.Tensor]:
+        """Per large crop, the mean of the one-hot assignment (first prototype set) and the
+        predicted distribution: its argmax is the assignment, and images of one cluster rank
+        by their predictions (a one-hot alone would tie them all)."""
+        onehot = F.one_hot(targets[0].clamp_min(0), self.num_prototypes[0]).float()
+        return [(onehot + F.softmax(out["p"][0].detach() / self.temperature, dim=1)) / 2
+                for out in outs]
+
+    def ca_loss(self, masked_outputs: List[torch.Tensor], targets: torch.Tensor,
+                batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
+        """DeepClusterV2's loss, its views stacked as the host's step stacks them."""
+        preds = torch.stack([p.unsqueeze(1) for p in masked_outputs], dim=1)
+        return deepclusterv2_loss_func(preds, targets, self.temperature)

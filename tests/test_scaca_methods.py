@@ -1,0 +1,169 @@
+"""The add-on on every host method (docs/method.md section 9): registration, ``ca_weight=0`` is
+exactly the host method, a uniform mask reproduces the host method's loss as ``L_ca``, the
+masked branch reaches the add-on and the backbone, and config errors name the key."""
+
+from pathlib import Path
+from typing import List
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from solo.args.pretrain import parse_cfg
+from solo.methods import METHODS
+from solo.methods.base import BaseMethod
+
+from solo_scaca import SCACA_METHODS
+from solo_scaca.host.cpu import apply_cpu_overrides
+from tests.conftest import tiny_batch
+
+CIFAR = Path(__file__).resolve().parents[1] / "scripts" / "pretrain" / "cifar"
+NAMES = sorted(SCACA_METHODS)
+TINY = {  # per host method: its heads made tiny
+    "swav": ["method_kwargs.num_prototypes=10", "method_kwargs.queue_size=0"],
+    "deepclusterv2": ["method_kwargs.num_prototypes=[10,10]"],
+    "dino": ["method_kwargs.num_prototypes=10"],
+    "byol": ["method_kwargs.pred_hidden_dim=32"],
+    "simclr": [],
+}
+
+
+def tiny_cfg(name: str, overrides: List[str] = (), crop_size: int = 16):
+    """The shipped cifar config of ``name`` made tiny (16 px, batch 8), through the host's
+    parser."""
+    host = name[: -len("_scaca")]
+    with initialize_config_dir(str(CIFAR), version_base="1.2"):
+        cfg = compose(f"{name}.yaml", overrides=[
+            "optimizer.batch_size=8",
+            "method_kwargs.proj_hidden_dim=32", "method_kwargs.proj_output_dim=16",
+            "method_kwargs.ca_dim=16", "method_kwargs.ca_warmup_epochs=0", *TINY[host],
+            *overrides])
+    OmegaConf.set_struct(cfg, False)
+    for pipeline in cfg.augmentations:  # BYOL's and DINO's are asymmetric: two large crops
+        pipeline.crop_size = crop_size
+    apply_cpu_overrides(cfg)
+    return parse_cfg(cfg)
+
+
+def ready(model):
+    """What the methods' ``on_train_start`` / ``on_train_epoch_start`` set up, for calling
+    ``training_step`` without a Trainer: SwAV's Sinkhorn, DeepClusterV2's k-means assignments."""
+    from solo.utils.sinkhorn_knopp import SinkhornKnopp
+
+    if hasattr(model, "sk_iters"):
+        model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
+    if hasattr(model, "kmeans_iters"):
+        g = torch.Generator().manual_seed(1)
+        model.assignments = torch.stack([torch.randint(0, k, (8,), generator=g)
+                                         for k in model.num_prototypes])
+        model.local_memory_index = torch.zeros(8, dtype=torch.long)
+        model.local_memory_embeddings = torch.zeros(2, 8, model.proj_output_dim)
+    return model.train()
+
+
+def paired(name: str, overrides: List[str] = ()):
+    """The host method and its ``_scaca`` subclass holding the same weights."""
+    torch.manual_seed(0)
+    cfg = tiny_cfg(name, overrides)
+    host_cfg = cfg.copy()
+    host_cfg.method = name[: -len("_scaca")]
+    host = ready(METHODS[host_cfg.method](host_cfg))
+    scaca = ready(METHODS[name](cfg))
+    missing, unexpected = scaca.load_state_dict(host.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("ca_head.") for k in missing)
+    return host, scaca
+
+
+def test_every_method_is_registered_as_a_subclass_of_its_host_method():
+    assert NAMES == ["byol_scaca", "deepclusterv2_scaca", "dino_scaca", "simclr_scaca",
+                     "swav_scaca"]
+    for name in NAMES:
+        assert METHODS[name] is SCACA_METHODS[name]
+        assert issubclass(METHODS[name], METHODS[name[: -len("_scaca")]])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ca_weight_zero_is_exactly_the_host_method(name):
+    host, scaca = paired(name, ["method_kwargs.ca_weight=0"])
+    assert scaca.ca_head is None
+    batch = tiny_batch()
+    host_loss, loss = host.training_step(batch, 0), scaca.training_step(batch, 0)
+    assert torch.equal(loss, host_loss)
+    host_loss.backward()
+    loss.backward()
+    for (key, a), (_, b) in zip(host.named_parameters(), scaca.named_parameters()):
+        assert (a.grad is None) == (b.grad is None), key
+        if a.grad is not None:
+            assert torch.equal(a.grad, b.grad), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_uniform_mask_makes_the_ca_term_the_host_method_s_loss(name, monkeypatch):
+    """With ``ca_mask=uniform`` the masked feature is the pooled one, so ``L_ca`` must be the
+    host method's own loss: the masked outputs replace the online ones, targets unchanged."""
+    host, scaca = paired(name, ["method_kwargs.ca_mask=uniform"])
+    recorded = []
+    ca_loss = scaca.ca_loss
+    monkeypatch.setattr(scaca, "ca_loss", lambda *a: recorded.append(ca_loss(*a)) or recorded[-1])
+    batch = tiny_batch()
+    host_loss = host.training_step(batch, 0)
+    loss = scaca.training_step(batch, 0)
+    class_loss = BaseMethod.training_step(host, batch, 0)["loss"]
+    assert len(recorded) == 1
+    torch.testing.assert_close(recorded[0], host_loss - class_loss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(loss, host_loss + recorded[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_masked_branch_trains_the_add_on_and_the_backbone(name):
+    host, scaca = paired(name)
+    assert scaca.ca_pairing == scaca.DEFAULT_PAIRING
+    batch = tiny_batch()
+    host_loss, loss = host.training_step(batch, 0), scaca.training_step(batch, 0)
+    assert torch.isfinite(loss) and abs(loss - host_loss) > 1e-4
+    loss.backward()
+    assert scaca.ca_head.phi_q.weight.grad.abs().sum() > 0
+    assert scaca.ca_head.phi_k.weight.grad.abs().sum() > 0
+    assert scaca.backbone.layer4[-1].conv2.weight.grad.abs().sum() > 0
+
+
+def test_dino_s_ca_term_keeps_the_teacher_centre_the_host_moved():
+    host, scaca = paired("dino_scaca")
+    batch = tiny_batch()
+    host.training_step(batch, 0)
+    scaca.training_step(batch, 0)
+    torch.testing.assert_close(scaca.dino_loss_func.center, host.dino_loss_func.center)
+    assert scaca.dino_loss_func.center.abs().sum() > 0
+
+
+def test_deepclusterv2_skips_the_ca_term_before_the_first_k_means():
+    host, scaca = paired("deepclusterv2_scaca")
+    for model in (host, scaca):
+        model.assignments = -torch.ones_like(model.assignments)  # the host's epoch 0
+    batch = tiny_batch()
+    host_loss, loss = host.training_step(batch, 0), scaca.training_step(batch, 0)
+    assert torch.equal(loss, host_loss) if torch.isfinite(host_loss) else torch.isnan(loss)
+
+
+def test_dino_with_a_vit_trains_a_step_with_the_add_on():
+    torch.manual_seed(0)
+    model = ready(METHODS["dino_scaca"](tiny_cfg("dino_scaca", [
+        "backbone.name=vit_tiny", "++backbone.kwargs.img_size=32",
+        "++backbone.kwargs.patch_size=8"], crop_size=32)))
+    loss = model.training_step(tiny_batch(size=32), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.ca_head.phi_q.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name, override, message", [
+    ("byol_scaca", "method_kwargs.ca_pairing=prototype", r"ca_pairing='prototype' is invalid "
+     r"for byol_scaca: allowed values are \('nn', 'self', 'random'\)"),
+    ("simclr_scaca", "method_kwargs.ca_pairing=prototype", "allowed values are"),
+    ("dino_scaca", "+method_kwargs.ca_partner_weight=1.0", "unknown method_kwargs"),
+    ("deepclusterv2_scaca", "method_kwargs.ca_weight=-1", "ca_weight=-1"),
+    ("byol_scaca", "optimizer.batch_size=1", "optimizer.batch_size=1 is invalid for byol_scaca"),
+])
+def test_bad_configs_fail_at_config_time_naming_the_key(name, override, message):
+    with pytest.raises(ValueError, match=message):
+        METHODS[name](tiny_cfg(name, [override]))

@@ -86,6 +86,18 @@ def _controls_rebuild(profile_dir: Path) -> None:
     controls_tables.rebuild_tables(profile_dir)
 
 
+def _methods(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import methods
+
+    methods.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _methods_rebuild(profile_dir: Path) -> None:
+    from benchmarks import methods
+
+    methods.rebuild_table(profile_dir)
+
+
 def _attention(profile: str, out_dir: Path, extra: List[str]) -> None:
     from benchmarks import attention
 
@@ -114,6 +126,9 @@ BENCHMARKS: Dict[str, Benchmark] = {
     "attention": Benchmark(_attention, "candidate CA settings for a mask that attends, with "
                            "the mechanism metrics (runs of the controls campaign)",
                            _attention_rebuild),
+    "methods": Benchmark(_methods, "the add-on on every host method (deepclusterv2, dino, "
+                         "byol, simclr, swav) against the host's method, one seed",
+                         _methods_rebuild),
 }
 
 

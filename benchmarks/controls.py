@@ -55,8 +55,9 @@ def _raise_interrupt(signum: int, frame) -> None:
 
 
 def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str],
-                 log_dir: Path) -> None:
-    """Runs each (variant, seed) as its own process (``--only``), ``jobs`` at a time: side by
+                 log_dir: Path, module: str = "benchmarks.controls") -> None:
+    """Runs each (variant, seed) as its own process (``python3 -m <module> ... --only
+    VARIANT@SEED``), ``jobs`` at a time: side by
     side on one GPU. Each writes its own result file; a failed run is said, not fatal. An
     interrupt (Ctrl-C, SIGINT or SIGTERM, e.g. from ``timeout``) stops the running children
     (SIGTERM, then SIGKILL after 30 s) and starts no more."""
@@ -78,7 +79,7 @@ def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str
                 if stop.is_set():
                     return variant, seed, -1, log
                 child = subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.controls", *child_argv, "--only",
+                    [sys.executable, "-m", module, *child_argv, "--only",
                      f"{variant}@{seed}", "--no-tables"],
                     stdout=f, stderr=subprocess.STDOUT,
                     cwd=Path(__file__).resolve().parent.parent)
@@ -90,7 +91,7 @@ def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str
     try:
         for variant, seed, rc, log in pool.map(one, pending):
             state = "done" if rc == 0 else f"FAILED (exit {rc}), see {log}"
-            print(f"[controls] {variant} seed {seed}: {state}", flush=True)
+            print(f"[{module.rsplit('.', 1)[-1]}] {variant} seed {seed}: {state}", flush=True)
     except KeyboardInterrupt:
         with lock:
             stop.set()

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Dict, List
 
 import torch
+from solo.methods import METHODS
 from solo.methods.swav import SwAV
 
 from benchmarks.common import RESULTS, metadata, write_table
 from solo_scaca import SwAVSCACA
-from benchmarks.tiny_models import make_cfg, ready_for_steps
+from benchmarks.tiny_models import make_cfg, make_method_cfg, ready_for_steps
 
 SETTINGS = {
     # name: (config overrides, image size, batch size)
@@ -41,13 +42,24 @@ SWAV_HEAD = ["method_kwargs.proj_hidden_dim=2048", "method_kwargs.num_prototypes
              "method_kwargs.ca_dim=128"]
 
 
-def _models(overrides: List[str], batch: int):
+HOST_METHODS = ("swav", "deepclusterv2", "dino", "byol", "simclr")
+
+
+def _models(overrides: List[str], batch: int, host: str = "swav", size: int = 32):
+    """The host method and its ``_scaca`` subclass with the same weights: SwAV from the toy
+    config with SwAV's full-size head, any other method from its shipped cifar config (the
+    host's head sizes)."""
     torch.manual_seed(0)
-    common = [*SWAV_HEAD, *overrides, f"optimizer.batch_size={batch}"]
-    swav = ready_for_steps(SwAV(make_cfg(common, method="swav")))
-    scaca = ready_for_steps(SwAVSCACA(make_cfg(common)))
-    scaca.load_state_dict(swav.state_dict(), strict=False)
-    return {"swav": swav, "swav_scaca": scaca}
+    common = [*overrides, f"optimizer.batch_size={batch}"]
+    if host == "swav":
+        base = ready_for_steps(SwAV(make_cfg([*SWAV_HEAD, *common], method="swav")))
+        scaca = ready_for_steps(SwAVSCACA(make_cfg([*SWAV_HEAD, *common])))
+    else:
+        base = ready_for_steps(METHODS[host](make_method_cfg(host, common, size)), batch)
+        scaca = ready_for_steps(METHODS[f"{host}_scaca"](
+            make_method_cfg(f"{host}_scaca", common, size)), batch)
+    scaca.load_state_dict(base.state_dict(), strict=False)
+    return {host: base, f"{host}_scaca": scaca}
 
 
 def _step(model, opt, batch) -> None:
@@ -77,8 +89,8 @@ def _state_bytes(model) -> int:
 
 
 def measure(name: str, overrides: List[str], size: int, batch: int, repeats: int,
-            device: str) -> List[Dict]:
-    models = {k: m.to(device) for k, m in _models(overrides, batch).items()}
+            device: str, host: str = "swav") -> List[Dict]:
+    models = {k: m.to(device) for k, m in _models(overrides, batch, host, size).items()}
     opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for k, m in models.items()}
     g = torch.Generator().manual_seed(0)
     data = [torch.arange(batch), [torch.randn(batch, 3, size, size, generator=g).to(device)
@@ -109,17 +121,20 @@ def measure(name: str, overrides: List[str], size: int, batch: int, repeats: int
                      "step_s_median": step, "images_per_s": batch / step,
                      "memory_MiB": memory[k] / 2**20})
     base, ours = rows
-    rows.append({"setting": name, "method": "ratio scaca/swav", "batch": batch, "image_px": size,
+    rows.append({"setting": name, "method": f"ratio scaca/{host}", "batch": batch,
+                 "image_px": size,
                  "step_s_median": ours["step_s_median"] / base["step_s_median"],
                  "images_per_s": ours["images_per_s"] / base["images_per_s"],
                  "memory_MiB": ours["memory_MiB"] / base["memory_MiB"]})
-    rows += _inference(name, models, data[1][0], repeats, device)
+    rows += _inference(name, models, data[1][0], repeats, device, host)
     return rows
 
 
 @torch.no_grad()
-def _inference(name: str, models, images, repeats: int, device: str) -> List[Dict]:
-    """Exported-backbone forward time: swav_scaca's backbone against swav's (same architecture)."""
+def _inference(name: str, models, images, repeats: int, device: str,
+               host: str = "swav") -> List[Dict]:
+    """Exported-backbone forward time: the ``_scaca`` method's backbone against the host
+    method's (same architecture)."""
     backbones = {k: m.backbone.eval() for k, m in models.items()}
     times = {k: [] for k in backbones}
     for _ in range(repeats + 1):
@@ -133,9 +148,9 @@ def _inference(name: str, models, images, repeats: int, device: str) -> List[Dic
     return [{"setting": name, "method": f"inference {k} backbone", "batch": len(images),
              "image_px": images.shape[-1], "step_s_median": med[k],
              "images_per_s": len(images) / med[k]} for k in backbones] + [
-        {"setting": name, "method": "inference ratio scaca/swav", "batch": len(images),
+        {"setting": name, "method": f"inference ratio scaca/{host}", "batch": len(images),
          "image_px": images.shape[-1],
-         "step_s_median": med["swav_scaca"] / med["swav"]}]
+         "step_s_median": med[f"{host}_scaca"] / med[host]}]
 
 
 def main(argv=None) -> None:
@@ -145,6 +160,10 @@ def main(argv=None) -> None:
     parser.add_argument("--settings", nargs="+", default=None,
                         choices=[*SETTINGS, *GPU_SETTINGS],
                         help="default: the CPU settings, and on CUDA the GPU ones too")
+    parser.add_argument("--methods", nargs="+", choices=HOST_METHODS, default=["swav"],
+                        help="host methods, each against its _scaca method (default: swav; "
+                             "other methods use the settings' backbone and image size with "
+                             "their shipped cifar config)")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, 2 repeats (CI)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -158,19 +177,22 @@ def main(argv=None) -> None:
         overrides, size, batch = every[name]
         if args.tiny:
             size, batch, args.repeats = 16, 4, 2
-        print(f"[overhead] {name}: batch {batch}, {size}px, {args.repeats} repeats on {device}",
-              flush=True)
-        rows += measure(name, overrides, size, batch, args.repeats, device)
+        for host in args.methods:
+            print(f"[overhead] {name} {host}: batch {batch}, {size}px, {args.repeats} repeats "
+                  f"on {device}", flush=True)
+            rows += measure(name, overrides, size, batch, args.repeats, device, host)
     notes = (
-        "Training step = forward of both large crops, SwAV (and CA) loss, backward, SGD step; "
-        "the same random batch and the same initial weights for both methods, runs interleaved, "
-        "median over repeats. Ratio rows divide swav_scaca by swav (targets for ResNet-18/CIFAR "
-        "at batch 64: step time <= 1.10, memory <= 1.15). Memory: "
+        "Training step = forward of both large crops, the method's (and CA) loss, backward, SGD "
+        "step; the same random batch and the same initial weights for both methods, runs "
+        "interleaved, median over repeats. Ratio rows divide `<method>_scaca` by the host's "
+        "`<method>` (targets for ResNet-18/CIFAR at batch 64: step time <= 1.10, memory <= "
+        "1.15); methods other than swav use their shipped cifar config's head sizes. Memory: "
         + ("peak CUDA allocation." if device == "cuda" else
            "parameters + gradients + momentum + tensors saved for backward (CPU has no "
            "allocator peak).")
     )
-    path = write_table("overhead", "Overhead of the cross-attention add-on", rows,
+    stem = "overhead" if args.methods == ["swav"] else "overhead-methods"
+    path = write_table(stem, "Overhead of the cross-attention add-on", rows,
                        ["setting", "method", "batch", "image_px", "step_s_median",
                         "images_per_s", "memory_MiB"], metadata({"device": device}), notes,
                        args.out)

@@ -33,18 +33,24 @@ class Profile:
 
     def pretrain_overrides(self) -> List[str]:
         """Hydra overrides of the shipped custom-dataset config (before data paths and seed)."""
-        return [
-            f"backbone.name={self.backbone}",
-            f"augmentations.0.crop_size={self.crop_size}",
-            f"optimizer.batch_size={self.batch_size}",
+        return self.generic_overrides() + [
             f"optimizer.lr={self.lr}",
-            f"++scheduler.warmup_epochs={self.warmup_epochs}",
-            f"max_epochs={self.epochs}",
             f"method_kwargs.num_prototypes={self.num_prototypes}",
             f"method_kwargs.queue_size={self.queue_size}",
             f"method_kwargs.epoch_queue_starts={self.epoch_queue_starts}",
             f"method_kwargs.freeze_prototypes_epochs={self.freeze_prototypes_epochs}",
             f"method_kwargs.ca_warmup_epochs={self.freeze_prototypes_epochs}",
+            *self.hydra_overrides,
+        ]
+
+    def generic_overrides(self) -> List[str]:
+        """The overrides that hold for any host method's config (no SwAV keys, no lr)."""
+        return [
+            f"backbone.name={self.backbone}",
+            f"augmentations.0.crop_size={self.crop_size}",
+            f"optimizer.batch_size={self.batch_size}",
+            f"++scheduler.warmup_epochs={self.warmup_epochs}",
+            f"max_epochs={self.epochs}",
             f"data.format={self.data_format}",
             f"data.num_workers={self.num_workers}",
             "data.val_path=null",  # no online validation: the evaluation below is the measure
@@ -53,7 +59,6 @@ class Profile:
             "devices=[0]", "strategy=auto", "sync_batchnorm=False",
             "wandb.enabled=False", "auto_resume.enabled=False",
             "checkpoint.enabled=True", "checkpoint.frequency=1",
-            *self.hydra_overrides,
         ]
 
 

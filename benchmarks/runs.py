@@ -20,17 +20,20 @@ LINEAR_CONFIG_DIR = REPO / "scripts" / "linear" / "custom"
 
 
 def pretrain_config(profile: Profile, method: str, seed: int, train_path: Path,
-                    ckpt_dir: Path, data_format: str):
+                    ckpt_dir: Path, data_format: str, config: Optional[Tuple[Path, str]] = None,
+                    base_overrides: Optional[Sequence[str]] = None):
     """The composed pretraining config: the shipped ``scripts/pretrain/custom/swav_scaca.yaml``
-    with the profile's overrides; ``method=swav`` for the baseline, everything else equal (the
-    host's SwAV ignores the ``ca_*`` keys of ``method_kwargs``)."""
+    (or ``config``: a folder and a config name) with the profile's overrides (or
+    ``base_overrides``); ``method=swav`` for the baseline, everything else equal (the host's
+    methods ignore the ``ca_*`` keys of ``method_kwargs``)."""
     import torch
     from hydra import compose, initialize_config_dir
 
+    config_dir, config_name = config or (PRETRAIN_CONFIG_DIR, "swav_scaca")
     overrides = [
         f"method={method}",
         f"name=bench-{method}-seed{seed}",
-        *profile.pretrain_overrides(),
+        *(profile.pretrain_overrides() if base_overrides is None else base_overrides),
         f"data.format={data_format}",
         f"data.train_path={train_path}",
         f"checkpoint.dir={ckpt_dir}",
@@ -41,8 +44,8 @@ def pretrain_config(profile: Profile, method: str, seed: int, train_path: Path,
     ]
     if data_format == "dali" and not torch.cuda.is_available():
         overrides.append("++dali.device=cpu")  # DALI's CPU pipeline (the tiny GPU-profile check)
-    with initialize_config_dir(config_dir=str(PRETRAIN_CONFIG_DIR), version_base="1.2"):
-        return compose("swav_scaca", overrides=overrides)
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.2"):
+        return compose(config_name, overrides=overrides)
 
 
 def linear_config(profile: Profile, ckpt: str, train_path: Path, test_path: Path, seed: int):
@@ -203,13 +206,15 @@ class EpochWatcher(threading.Thread):
 def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_path: Path,
             test_path: Path, work_dir: Path, run_file: Path,
             extra_fields: Optional[Dict[str, Any]] = None, resume: bool = False,
-            curves: Sequence[str] = ()) -> Dict[str, Any]:
+            curves: Sequence[str] = (), config: Optional[Tuple[Path, str]] = None,
+            base_overrides: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Pretrains one (method, seed) through the plugin's pretraining command, evaluates it and
     writes its result file (with ``extra_fields`` added, e.g. another benchmark's name).
 
     ``resume``: an interrupted pretraining continues from its last epoch checkpoint (the host's
     AutoResumer) instead of starting again. ``curves``: further logged metrics whose per-epoch
-    values go into the result file (``<metric>_per_epoch``)."""
+    values go into the result file (``<metric>_per_epoch``). ``config``, ``base_overrides``:
+    another method's config, see ``pretrain_config``."""
     import torch
 
     from solo_scaca.cli.pretrain import pretrain
@@ -225,7 +230,8 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
     ckpt_dir = work_dir / profile_name / f"{method}-seed{seed}"
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # an unfinished run starts again
-    cfg = pretrain_config(profile, method, seed, train_path, ckpt_dir, data_format)
+    cfg = pretrain_config(profile, method, seed, train_path, ckpt_dir, data_format, config,
+                          base_overrides)
     if resume:  # across sessions too: any age of checkpoint of this run's folder
         from omegaconf import OmegaConf
 

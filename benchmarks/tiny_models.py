@@ -1,10 +1,11 @@
 """Tiny swav / swav_scaca configs and models built through the host's parser: the overhead and
 CAM benchmarks' models, and the tests' fixtures."""
 
+from pathlib import Path
 from typing import List
 
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from solo.args.pretrain import parse_cfg
 from solo.utils.sinkhorn_knopp import SinkhornKnopp
@@ -33,9 +34,35 @@ def make_cfg(overrides: List[str] = (), method: str = "swav_scaca") -> DictConfi
     return parse_cfg(cfg)
 
 
-def ready_for_steps(model: torch.nn.Module) -> torch.nn.Module:
-    """What SwAV's ``on_train_start`` sets up (its Sinkhorn: single process, queue disabled in
-    the toy config), for calling ``training_step`` without a Trainer."""
+CIFAR_CONFIGS = Path(__file__).resolve().parents[1] / "scripts" / "pretrain" / "cifar"
+
+
+def make_method_cfg(name: str, overrides: List[str] = (), crop_size: int = 32) -> DictConfig:
+    """The shipped ``scripts/pretrain/cifar/<name>.yaml`` of a ``*_scaca`` method with
+    ``overrides``, every augmentation pipeline at ``crop_size`` px, through the host's
+    ``parse_cfg``; ``name`` may be a host method (its ``_scaca`` config, ``method=name``)."""
+    config = name if name.endswith("_scaca") else f"{name}_scaca"
+    with initialize_config_dir(str(CIFAR_CONFIGS), version_base="1.2"):
+        cfg = compose(f"{config}.yaml", overrides=[f"method={name}", *overrides])
+    OmegaConf.set_struct(cfg, False)
+    for pipeline in cfg.augmentations:  # BYOL's and DINO's are asymmetric: two large crops
+        pipeline.crop_size = crop_size
+    apply_cpu_overrides(cfg)
+    return parse_cfg(cfg)
+
+
+def ready_for_steps(model: torch.nn.Module, batch_size: int = 8) -> torch.nn.Module:
+    """What the methods' ``on_train_start`` / ``on_train_epoch_start`` set up, for calling
+    ``training_step`` without a Trainer (single process): SwAV's Sinkhorn (queue disabled in the
+    toy config), DeepClusterV2's k-means assignments (random) and memory banks for
+    ``batch_size`` images."""
     if hasattr(model, "sk_iters"):
         model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
+    if hasattr(model, "kmeans_iters"):
+        g = torch.Generator().manual_seed(1)
+        model.assignments = torch.stack([torch.randint(0, k, (batch_size,), generator=g)
+                                         for k in model.num_prototypes])
+        model.local_memory_index = torch.zeros(batch_size, dtype=torch.long)
+        model.local_memory_embeddings = torch.zeros(model.num_large_crops, batch_size,
+                                                    model.proj_output_dim)
     return model.train()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 # the tests import these from here
-from benchmarks.tiny_models import TINY, make_cfg, ready_for_steps  # noqa: F401
+from benchmarks.tiny_models import TINY, make_cfg, make_method_cfg, ready_for_steps  # noqa: F401
 
 
 def tiny_batch(batch_size: int = 8, size: int = 16, seed: int = 0):

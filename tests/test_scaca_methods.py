@@ -2,22 +2,16 @@
 exactly the host method, a uniform mask reproduces the host method's loss as ``L_ca``, the
 masked branch reaches the add-on and the backbone, and config errors name the key."""
 
-from pathlib import Path
 from typing import List
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-from solo.args.pretrain import parse_cfg
 from solo.methods import METHODS
 from solo.methods.base import BaseMethod
 
 from solo_scaca import SCACA_METHODS
-from solo_scaca.host.cpu import apply_cpu_overrides
-from tests.conftest import tiny_batch
+from tests.conftest import make_method_cfg, ready_for_steps, tiny_batch
 
-CIFAR = Path(__file__).resolve().parents[1] / "scripts" / "pretrain" / "cifar"
 NAMES = sorted(SCACA_METHODS)
 TINY = {  # per host method: its heads made tiny
     "swav": ["method_kwargs.num_prototypes=10", "method_kwargs.queue_size=0"],
@@ -29,36 +23,12 @@ TINY = {  # per host method: its heads made tiny
 
 
 def tiny_cfg(name: str, overrides: List[str] = (), crop_size: int = 16):
-    """The shipped cifar config of ``name`` made tiny (16 px, batch 8), through the host's
-    parser."""
-    host = name[: -len("_scaca")]
-    with initialize_config_dir(str(CIFAR), version_base="1.2"):
-        cfg = compose(f"{name}.yaml", overrides=[
-            "optimizer.batch_size=8",
-            "method_kwargs.proj_hidden_dim=32", "method_kwargs.proj_output_dim=16",
-            "method_kwargs.ca_dim=16", "method_kwargs.ca_warmup_epochs=0", *TINY[host],
-            *overrides])
-    OmegaConf.set_struct(cfg, False)
-    for pipeline in cfg.augmentations:  # BYOL's and DINO's are asymmetric: two large crops
-        pipeline.crop_size = crop_size
-    apply_cpu_overrides(cfg)
-    return parse_cfg(cfg)
-
-
-def ready(model):
-    """What the methods' ``on_train_start`` / ``on_train_epoch_start`` set up, for calling
-    ``training_step`` without a Trainer: SwAV's Sinkhorn, DeepClusterV2's k-means assignments."""
-    from solo.utils.sinkhorn_knopp import SinkhornKnopp
-
-    if hasattr(model, "sk_iters"):
-        model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
-    if hasattr(model, "kmeans_iters"):
-        g = torch.Generator().manual_seed(1)
-        model.assignments = torch.stack([torch.randint(0, k, (8,), generator=g)
-                                         for k in model.num_prototypes])
-        model.local_memory_index = torch.zeros(8, dtype=torch.long)
-        model.local_memory_embeddings = torch.zeros(2, 8, model.proj_output_dim)
-    return model.train()
+    """The shipped cifar config of ``name`` made tiny (16 px, batch 8)."""
+    return make_method_cfg(name, [
+        "optimizer.batch_size=8", "method_kwargs.proj_hidden_dim=32",
+        "method_kwargs.proj_output_dim=16", "method_kwargs.ca_dim=16",
+        "method_kwargs.ca_warmup_epochs=0", *TINY[name.removesuffix("_scaca")], *overrides,
+    ], crop_size)
 
 
 def paired(name: str, overrides: List[str] = ()):
@@ -67,8 +37,8 @@ def paired(name: str, overrides: List[str] = ()):
     cfg = tiny_cfg(name, overrides)
     host_cfg = cfg.copy()
     host_cfg.method = name[: -len("_scaca")]
-    host = ready(METHODS[host_cfg.method](host_cfg))
-    scaca = ready(METHODS[name](cfg))
+    host = ready_for_steps(METHODS[host_cfg.method](host_cfg))
+    scaca = ready_for_steps(METHODS[name](cfg))
     missing, unexpected = scaca.load_state_dict(host.state_dict(), strict=False)
     assert not unexpected and all(k.startswith("ca_head.") for k in missing)
     return host, scaca
@@ -147,7 +117,7 @@ def test_deepclusterv2_skips_the_ca_term_before_the_first_k_means():
 
 def test_dino_with_a_vit_trains_a_step_with_the_add_on():
     torch.manual_seed(0)
-    model = ready(METHODS["dino_scaca"](tiny_cfg("dino_scaca", [
+    model = ready_for_steps(METHODS["dino_scaca"](tiny_cfg("dino_scaca", [
         "backbone.name=vit_tiny", "++backbone.kwargs.img_size=32",
         "++backbone.kwargs.patch_size=8"], crop_size=32)))
     loss = model.training_step(tiny_batch(size=32), 0)

@@ -1,0 +1,227 @@
+"""The add-on on every host method: ``<method>_scaca`` against the host's ``<method>`` at equal
+budget, one seed (docs/method.md section 9).
+
+    python3 -m benchmarks methods --profile cpu     # hours on 2 CPU cores
+    python3 -m benchmarks methods --profile tiny    # seconds: what CI runs
+
+Each pair is pretrained from the method's shipped drop-in config
+(``scripts/pretrain/cifar/<method>_scaca.yaml``: the host's settings for that method, plus the
+CA keys) on the controls' data (``benchmarks/control_variants.py``), with the profile's backbone,
+crop size, batch, epochs, warm-up and milder augmentation (every pipeline), and evaluated as
+every benchmark is (k-NN 20/200, the host's linear model). Where the host's config does not fit
+the budget it is changed for both arms alike: the profile's number of prototypes (SwAV,
+DeepClusterV2's three sets, DINO) and momentum ``base_tau`` 0.99 (BYOL, DINO: the host's 0.9995
+barely moves the teacher in a few hundred steps). SwAV's row uses the profile's SwAV settings
+(its lr, no queue, prototypes frozen for one epoch). Result files resume as in ``controls``;
+writes ``methods.md/.csv``.
+"""
+
+import argparse
+import csv
+import dataclasses
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from benchmarks import data, profiles, runs
+from benchmarks.ablations import run_random_init, slug
+from benchmarks.common import RESULTS, metadata
+from benchmarks.control_variants import CURVES, PROFILES, RANDOM_INIT
+from benchmarks.controls import run_parallel
+
+CONFIG_DIR = runs.REPO / "scripts" / "pretrain" / "cifar"
+HOST_METHODS = ("swav", "deepclusterv2", "dino", "byol", "simclr")
+RUNS_DIR = "method_runs"
+
+
+def method_overrides(profile: profiles.Profile, host: str) -> List[str]:
+    """The profile's overrides of ``<host>_scaca.yaml`` (the same for both arms)."""
+    import omegaconf
+
+    if host == "swav":  # the controls' swav runs exactly (scripts/pretrain/custom/swav_scaca.yaml)
+        return profile.pretrain_overrides()
+    raw = omegaconf.OmegaConf.load(CONFIG_DIR / f"{host}_scaca.yaml")
+    pipelines = [d for d in raw.defaults if isinstance(d, dict) and "augmentations" in d]
+    asymmetric = pipelines and pipelines[0]["augmentations"] == "asymmetric.yaml"
+    out = [*profile.generic_overrides(), "data.dataset=custom", "++data.no_labels=False"]
+    augmentation = [o for o in profile.hydra_overrides if o.startswith("augmentations.0.")]
+    out += [o for o in profile.hydra_overrides if o not in augmentation]
+    for index in ((0, 1) if asymmetric else (0,)):
+        out += [o.replace("augmentations.0.", f"augmentations.{index}.") for o in augmentation]
+        out.append(f"augmentations.{index}.crop_size={profile.crop_size}")
+    if host == "deepclusterv2":
+        out.append(f"method_kwargs.num_prototypes=[{','.join([str(profile.num_prototypes)] * 3)}]")
+    if host == "dino":
+        out.append(f"method_kwargs.num_prototypes={profile.num_prototypes}")
+    if host in ("dino", "byol"):
+        out.append("momentum.base_tau=0.99")
+    return out
+
+
+def config_of(host: str) -> Tuple[Path, str]:
+    """The config both arms start from: the controls' custom config for SwAV (its rows are then
+    the controls' runs), the cifar drop-in config of every other method."""
+    if host == "swav":
+        return runs.PRETRAIN_CONFIG_DIR, "swav_scaca"
+    return CONFIG_DIR, f"{host}_scaca"
+
+
+def run_file_of(runs_dir: Path, method: str, seed: int) -> Path:
+    return runs_dir / f"{slug(method)}-seed{seed}.json"
+
+
+def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
+              cifar_dir: Path, work_dir: Path, hosts: Sequence[str], seed: int,
+              only: Sequence[str] = (), jobs: int = 1, child_argv: Sequence[str] = (),
+              tables: bool = True) -> Optional[Path]:
+    """Runs the missing (method, seed) runs (``only``: just these), ``jobs`` at a time, then
+    writes the table."""
+    runs_dir = out / profile_name / RUNS_DIR
+    methods = [m for h in hosts for m in (h, f"{h}_scaca")]
+    pending = [m for m in (list(only) or methods) if not run_file_of(runs_dir, m, seed).exists()]
+    random_file = runs_dir / f"{slug(RANDOM_INIT)}-seed{seed}.json"
+    paths = None
+    if pending or not random_file.exists():
+        paths = data.profile_data(profile, data_root, cifar_dir)
+    if not random_file.exists() and not only:
+        print("[methods] random init: evaluating", flush=True)
+        result = run_random_init(profile_name, profile, seed, *paths, work_dir / "random-init",
+                                 random_file)
+        runs.write_run_file(random_file, {**result, "benchmark": "methods",
+                                          "method": RANDOM_INIT})
+    if jobs > 1 and len(pending) > 1:
+        print(f"[methods] {len(pending)} runs, {jobs} at a time as separate processes",
+              flush=True)
+        run_parallel([(m, seed) for m in pending], jobs, list(child_argv), work_dir / "logs",
+                     module="benchmarks.methods")
+        pending = []
+    for method in pending:
+        host = method.removesuffix("_scaca")
+        print(f"[methods] {method} seed {seed}: start", flush=True)
+        result = runs.run_one(
+            profile_name, profile, method, seed, *paths, work_dir,
+            run_file_of(runs_dir, method, seed),
+            {"benchmark": "methods", "host_method": host}, resume=True,
+            curves=CURVES if method.endswith("_scaca") else (),
+            config=config_of(host), base_overrides=method_overrides(profile, host),
+        )
+        print(f"[methods] {method}: kNN-20 {result['knn20_top1']:.2f}%, kNN-200 "
+              f"{result['knn200_top1']:.2f}%, linear {result['linear_top1']:.2f}% "
+              f"({result['wall_s']:.0f} s)", flush=True)
+    return write_table(out / profile_name, profile, hosts, seed) if tables else None
+
+
+METRICS = ("knn20_top1", "knn200_top1", "linear_top1")
+
+
+def write_table(profile_dir: Path, profile: profiles.Profile, hosts: Sequence[str],
+                seed: int) -> Path:
+    """``methods.md/.csv``: per host method, both arms, the difference, the mask's entropy."""
+    runs_dir = profile_dir / RUNS_DIR
+
+    def load(method: str) -> Optional[dict]:
+        path = run_file_of(runs_dir, method, seed)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    rows: List[Dict[str, str]] = []
+    for host in hosts:
+        base, scaca = load(host), load(f"{host}_scaca")
+        row = {"method": host}
+        for key in METRICS:
+            a, b = (None if r is None else r[key] for r in (base, scaca))
+            row[f"host_{key}"] = "" if a is None else f"{a:.2f}"
+            row[f"scaca_{key}"] = "" if b is None else f"{b:.2f}"
+            row[f"delta_{key}"] = "" if None in (a, b) else f"{b - a:+.2f}"
+        entropy = (scaca or {}).get("train_ca_mask_entropy_per_epoch") or []
+        row["mask_entropy_last"] = f"{entropy[-1]:.3f}" if entropy else ""
+        row["s_per_step_ratio"] = ("" if None in (base, scaca)
+                                   else f"{scaca['s_per_step'] / base['s_per_step']:.2f}")
+        row["device"] = (scaca or base or {}).get("device", "")
+        rows.append(row)
+    with (profile_dir / "methods.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    random = load(RANDOM_INIT)
+    lines = [
+        f"# The add-on on every host method ({profile_dir.name} profile, seed {seed})", "",
+        f"{profile.why}", "",
+        "One seed per arm: differences under about 1 point (kNN-20) are within the seed-to-seed "
+        "spread the controls measured for swav (std 0.7-1.0). `<method>` is the host's method, "
+        "`+CA` the same run with the add-on (`<method>_scaca`, every CA key at its default); "
+        "mask entropy 1.0 = a uniform mask. Command: `python3 -m benchmarks methods --profile "
+        f"{profile_dir.name}`. {metadata().get('commit', '')}", "",
+        "| method | kNN-20 | +CA | delta | kNN-200 | +CA | delta | linear | +CA | delta | "
+        "mask entropy | step-time ratio (wall) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [r["method"]]
+        for key in METRICS:
+            cells += [r[f"host_{key}"], r[f"scaca_{key}"], r[f"delta_{key}"]]
+        lines.append("| " + " | ".join(cells + [r["mask_entropy_last"], r["s_per_step_ratio"]])
+                     + " |")
+    if random is not None:
+        lines += ["", f"Random init: kNN-20 {random['knn20_top1']:.2f}, kNN-200 "
+                      f"{random['knn200_top1']:.2f}, linear {random['linear_top1']:.2f}."]
+    lines += ["", f"Device: {rows[0]['device'] or '?'}. The step-time ratio is wall clock of "
+              "runs that shared the machine: see the overhead benchmark for timings."]
+    path = profile_dir / "methods.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(f"[methods] wrote {path}", flush=True)
+    return path
+
+
+def rebuild_table(profile_dir: Path) -> Optional[Path]:
+    """Rewrites ``methods.md/.csv`` from the result files of a folder (if it has any)."""
+    files = sorted((profile_dir / RUNS_DIR).glob("*.json"))
+    results = [json.loads(p.read_text()) for p in files]
+    results = [r for r in results if r.get("method") != RANDOM_INIT]
+    if not results:
+        return None
+    return write_table(profile_dir, PROFILES[results[0]["profile"]], HOST_METHODS,
+                       results[0]["seed"])
+
+
+def main(argv=None) -> Optional[Path]:
+    """Command-line entry point (also ``python3 -m benchmarks methods``)."""
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks methods", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--methods", nargs="+", choices=HOST_METHODS, default=list(HOST_METHODS))
+    parser.add_argument("--seed", type=int, default=None, help="default: the profile's first")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the profile (e.g. epochs=4); repeat")
+    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
+    parser.add_argument("--cifar-dir", type=Path, default=None,
+                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
+                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
+    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR / "methods")
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (processes)")
+    parser.add_argument("--only", action="append", default=[], metavar="METHOD@SEED",
+                        help="run just this one (repeat); used by --jobs")
+    parser.add_argument("--no-tables", action="store_true", help="do not write the table")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    for item in args.set:
+        profile = dataclasses.replace(profile, **profiles.parse_field(parser, profile, item))
+    seed = profile.seeds[0] if args.seed is None else args.seed
+    known = [m for h in HOST_METHODS for m in (h, f"{h}_scaca")]
+    only: List[str] = []
+    for item in args.only:
+        method, _, given = item.rpartition("@")
+        if method not in known or given != str(seed):
+            parser.error(f"--only takes METHOD@{seed} with METHOD one of {known}, got {item!r}")
+        only.append(method)
+    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
+    child_argv = ["--profile", args.profile, "--out", str(args.out), "--seed", str(seed),
+                  "--data-root", str(args.data_root), "--cifar-dir", str(cifar_dir),
+                  "--work-dir", str(args.work_dir), *(f"--set={i}" for i in args.set)]
+    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
+                     args.work_dir.expanduser(), args.methods, seed, only, args.jobs, child_argv,
+                     not args.no_tables)
+
+
+if __name__ == "__main__":
+    main()

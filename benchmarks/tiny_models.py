@@ -60,9 +60,10 @@ def ready_for_steps(model: torch.nn.Module, batch_size: int = 8) -> torch.nn.Mod
         model.sk = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
     if hasattr(model, "kmeans_iters"):
         g = torch.Generator().manual_seed(1)
-        model.assignments = torch.stack([torch.randint(0, k, (batch_size,), generator=g)
-                                         for k in model.num_prototypes])
-        model.local_memory_index = torch.zeros(batch_size, dtype=torch.long)
-        model.local_memory_embeddings = torch.zeros(model.num_large_crops, batch_size,
-                                                    model.proj_output_dim)
+        # buffers, so that moving the model moves them
+        model.register_buffer("assignments", torch.stack([
+            torch.randint(0, k, (batch_size,), generator=g) for k in model.num_prototypes]))
+        model.register_buffer("local_memory_index", torch.zeros(batch_size, dtype=torch.long))
+        model.register_buffer("local_memory_embeddings", torch.zeros(
+            model.num_large_crops, batch_size, model.proj_output_dim))
     return model.train()

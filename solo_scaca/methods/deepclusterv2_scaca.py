@@ -13,12 +13,27 @@ import torch.nn.functional as F
 from solo.losses.deepclusterv2 import deepclusterv2_loss_func
 from solo.methods.deepclusterv2 import DeepClusterV2
 
-from solo_scaca.addon.method_addon import CrossAttentionAddon
+from solo_scaca.addon.method_addon import CrossAttentionAddon, get_world_size
 
 
 class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
     NAME = "deepclusterv2_scaca"
     LATE_BUFFERS = ("local_memory_index", "local_memory_embeddings")
+
+    def on_train_epoch_start(self) -> None:
+        """DeepClusterV2's epoch set-up (k-means of the memory from epoch 1). In a single process
+        on a GPU the host's k-means fails (it indexes its CPU assignments with the memory's GPU
+        index), so there the memory goes to the CPU for it; the assignments then live on the
+        model's device, where the training step indexes them."""
+        on_gpu = self.device.type != "cpu" and get_world_size() == 1
+        memory = (self.local_memory_index, self.local_memory_embeddings)
+        if on_gpu and self.current_epoch > 0:
+            self.local_memory_index, self.local_memory_embeddings = (m.cpu() for m in memory)
+        try:
+            super().on_train_epoch_start()
+        finally:
+            self.local_memory_index, self.local_memory_embeddings = memory
+        self.assignments = self.assignments.to(self.device)
 
     def ca_head_outputs(self, feats: torch.Tensor) -> torch.Tensor:
         """h = prototypes . normalize . projector, per prototype set (P x B x K)."""

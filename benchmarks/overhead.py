@@ -93,8 +93,9 @@ def measure(name: str, overrides: List[str], size: int, batch: int, repeats: int
     models = {k: m.to(device) for k, m in _models(overrides, batch, host, size).items()}
     opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for k, m in models.items()}
     g = torch.Generator().manual_seed(0)
-    data = [torch.arange(batch), [torch.randn(batch, 3, size, size, generator=g).to(device)
-                                  for _ in range(2)], torch.randint(0, 10, (batch,)).to(device)]
+    data = [torch.arange(batch).to(device),
+            [torch.randn(batch, 3, size, size, generator=g).to(device) for _ in range(2)],
+            torch.randint(0, 10, (batch,)).to(device)]
     times = {k: [] for k in models}
     memory = {}
     for k in models:  # warm-up (allocator, caches) and memory

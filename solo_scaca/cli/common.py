@@ -9,6 +9,7 @@ from typing import Callable, Optional, Tuple
 import lightning.pytorch as pl
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.wandb import WandbLogger
 from lightning.pytorch.strategies.ddp import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
@@ -95,6 +96,10 @@ def fit(model: pl.LightningModule, cfg: DictConfig, run_dir: str, data: dict) ->
         logger.watch(model, log="gradients", log_freq=100)
         logger.log_hyperparams(OmegaConf.to_container(cfg))
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    else:  # where Lightning's default would be CSV without TensorBoard installed: the same
+        # file on every machine (the mechanism metrics and the benchmarks read metrics.csv)
+        logger = CSVLogger(save_dir=cfg.get("default_root_dir") or os.getcwd(),
+                           name="lightning_logs")
 
     trainer_cfg = OmegaConf.to_container(cfg)
     valid = inspect.signature(Trainer.__init__).parameters

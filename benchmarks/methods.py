@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import data, profiles, runs
 from benchmarks.ablations import run_random_init, slug
-from benchmarks.common import RESULTS, metadata
+from benchmarks.common import RESULTS
 from benchmarks.control_variants import CURVES, PROFILES, RANDOM_INIT
 from benchmarks.controls import run_parallel
 
@@ -153,14 +153,22 @@ def write_table(profile_dir: Path, profile: profiles.Profile, hosts: Sequence[st
         writer.writeheader()
         writer.writerows(rows)
     random = load(RANDOM_INIT)
+    measured = [r for r in map(load, [m for h in hosts for m in (h, f"{h}_scaca")]) if r]
+    commits = sorted({str(r.get("commit", "?")) for r in measured})
+    profile_name = measured[0]["profile"] if measured else profile_dir.name
     lines = [
-        f"# The add-on on every host method ({profile_dir.name} profile, seed {seed})", "",
+        f"# The add-on on every host method ({profile_name} profile, seed {seed})", "",
         f"{profile.why}", "",
+        "That is swav's setting (the controls' runs); every other method starts from its shipped "
+        "`scripts/pretrain/cifar/<method>_scaca.yaml` (the host's lr, heads and augmentation "
+        "pipelines) with the profile's backbone, crop size, batch, epochs, warm-up, milder "
+        "augmentation on every pipeline and number of prototypes, and momentum base_tau 0.99 "
+        "(BYOL, DINO), the same for both arms.", "",
         "One seed per arm: differences under about 1 point (kNN-20) are within the seed-to-seed "
         "spread the controls measured for swav (std 0.7-1.0). `<method>` is the host's method, "
         "`+CA` the same run with the add-on (`<method>_scaca`, every CA key at its default); "
         "mask entropy 1.0 = a uniform mask. Command: `python3 -m benchmarks methods --profile "
-        f"{profile_dir.name}`. {metadata().get('commit', '')}", "",
+        f"{profile_name}`. Commit of the runs: {'; '.join(commits)}.", "",
         "| method | kNN-20 | +CA | delta | kNN-200 | +CA | delta | linear | +CA | delta | "
         "mask entropy | step-time ratio (wall) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -108,6 +108,24 @@ def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str
         signal.signal(signal.SIGTERM, previous)
 
 
+def data_and_random_init(benchmark: str, profile_name: str, profile: profiles.Profile,
+                         seed: int, runs_dir: Path, runs_pending: bool, random_init: bool,
+                         data_root: Path, cifar_dir: Path, work_dir: Path,
+                         fields: Dict[str, object]) -> Optional[Tuple[Path, Path]]:
+    """The profile's data (train and test folders) when anything is left to run, and the
+    random-init reference run file (``random_init``: evaluated if missing, with ``fields``)."""
+    random_file = runs_dir / f"{slug(RANDOM_INIT)}-seed{seed}.json"
+    paths = None
+    if runs_pending or not random_file.exists():
+        paths = data.profile_data(profile, data_root, cifar_dir)
+    if not random_file.exists() and random_init:
+        print(f"[{benchmark}] random init: evaluating", flush=True)
+        result = run_random_init(profile_name, profile, seed, *paths, work_dir / "random-init",
+                                 random_file)
+        runs.write_run_file(random_file, {**result, "benchmark": benchmark, **fields})
+    return paths
+
+
 def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
               cifar_dir: Path, work_dir: Path, variants: Sequence[str],
               seeds: Optional[int] = None, only: Sequence[Tuple[str, int]] = (),
@@ -125,16 +143,9 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
                              "--out) to start again")
     pending = [(v, s) for v, s in (list(only) or plan(profile, variants, seeds))
                if not run_file_of(runs_dir, v, s).exists()]
-    random_file = runs_dir / f"{slug(RANDOM_INIT)}-seed{profile.seeds[0]}.json"
-    paths = None
-    if pending or not random_file.exists():
-        paths = data.profile_data(profile, data_root, cifar_dir)
-    if not random_file.exists() and not only:
-        print("[controls] random init: evaluating", flush=True)
-        result = run_random_init(profile_name, profile, profile.seeds[0], *paths,
-                                 work_dir / "random-init", random_file)
-        runs.write_run_file(random_file, {**result, "benchmark": "controls",
-                                              "variant": RANDOM_INIT, "base_settings": settings})
+    paths = data_and_random_init(
+        "controls", profile_name, profile, profile.seeds[0], runs_dir, bool(pending), not only,
+        data_root, cifar_dir, work_dir, {"variant": RANDOM_INIT, "base_settings": settings})
     if jobs > 1 and len(pending) > 1:
         print(f"[controls] {len(pending)} runs, {jobs} at a time as separate processes",
               flush=True)

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import data, profiles, runs
-from benchmarks.ablations import run_random_init, slug
+from benchmarks.ablations import slug
 from benchmarks.common import RESULTS
 from benchmarks.control_variants import CURVES, PROFILES, RANDOM_INIT
-from benchmarks.controls import run_parallel
+from benchmarks.controls import data_and_random_init, run_parallel
 
 CONFIG_DIR = runs.REPO / "scripts" / "pretrain" / "cifar"
 HOST_METHODS = ("swav", "deepclusterv2", "dino", "byol", "simclr")
@@ -84,16 +84,9 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
     runs_dir = out / profile_name / RUNS_DIR
     methods = [m for h in hosts for m in (h, f"{h}_scaca")]
     pending = [m for m in (list(only) or methods) if not run_file_of(runs_dir, m, seed).exists()]
-    random_file = runs_dir / f"{slug(RANDOM_INIT)}-seed{seed}.json"
-    paths = None
-    if pending or not random_file.exists():
-        paths = data.profile_data(profile, data_root, cifar_dir)
-    if not random_file.exists() and not only:
-        print("[methods] random init: evaluating", flush=True)
-        result = run_random_init(profile_name, profile, seed, *paths, work_dir / "random-init",
-                                 random_file)
-        runs.write_run_file(random_file, {**result, "benchmark": "methods",
-                                          "method": RANDOM_INIT})
+    paths = data_and_random_init("methods", profile_name, profile, seed, runs_dir,
+                                 bool(pending), not only, data_root, cifar_dir, work_dir,
+                                 {"method": RANDOM_INIT})
     if jobs > 1 and len(pending) > 1:
         print(f"[methods] {len(pending)} runs, {jobs} at a time as separate processes",
               flush=True)

@@ -1,7 +1,9 @@
 """Shared fixtures: tiny swav / swav_scaca configs and models built through the host's parser."""
 
 import os
+import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
@@ -20,6 +22,17 @@ def tiny_batch(batch_size: int = 8, size: int = 16, seed: int = 0):
 def host_checkout() -> Path:
     """The host's repository files (main_pretrain.py ...): $SOLO_LEARN_ROOT, else /opt/solo-learn."""
     return Path(os.environ.get("SOLO_LEARN_ROOT", "/opt/solo-learn"))
+
+
+def pretrain_command(entry: str) -> List[str]:
+    """``plugin``: the plugin's pretraining command; ``host``: the host's unmodified
+    main_pretrain.py (skipped, with the reason, without a checkout)."""
+    if entry == "plugin":
+        return ["solo-scaca-pretrain"]
+    main_pretrain = host_checkout() / "main_pretrain.py"
+    if not main_pretrain.exists():
+        pytest.skip(f"no solo-learn checkout at {main_pretrain.parent} (set SOLO_LEARN_ROOT)")
+    return [sys.executable, str(main_pretrain)]
 
 
 @pytest.fixture(scope="session")

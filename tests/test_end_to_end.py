@@ -20,7 +20,7 @@ from solo_scaca_commands import HARMLESS
 from solo_scaca.cli.export import main as export_main
 from solo_scaca.host.export import load_backbone
 from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
-from tests.conftest import host_checkout
+from tests.conftest import host_checkout, pretrain_command
 
 CPU = ["accelerator=cpu", "devices='1'", "strategy=auto", "sync_batchnorm=False", "precision=32",
        "wandb.enabled=False", "++performance.disable_channel_last=True"]
@@ -160,13 +160,7 @@ def test_the_mechanism_metrics_are_in_the_metrics_csv_of_the_toy_run(pretrained)
 @pytest.mark.parametrize("entry", ["plugin", "host"])
 def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
         variant, entry, toy_data, tmp_path):
-    if entry == "host":
-        main_pretrain = host_checkout() / "main_pretrain.py"
-        if not main_pretrain.exists():
-            pytest.skip(f"no solo-learn checkout at {main_pretrain.parent} (set SOLO_LEARN_ROOT)")
-        cmd = [sys.executable, str(main_pretrain)]
-    else:
-        cmd = ["solo-scaca-pretrain"]
+    cmd = pretrain_command(entry)
     log = _run([*cmd, *_small_run(toy_data, tmp_path / "m", 1), variant, *CPU], cwd=tmp_path)
     ckpts = list((tmp_path / "m" / "swav_scaca").glob("*/*-ep=0.ckpt"))
     assert len(ckpts) == 1, log[-3000:]

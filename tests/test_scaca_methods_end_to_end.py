@@ -4,13 +4,12 @@ keeps the method's own state (DeepClusterV2's memory bank, the momentum encoders
 add-on's."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import host_checkout
+from tests.conftest import pretrain_command
 
 CIFAR = Path(__file__).resolve().parents[1] / "scripts" / "pretrain" / "cifar"
 CPU = ["accelerator=cpu", "devices='1'", "strategy=auto", "sync_batchnorm=False", "precision=32",
@@ -23,7 +22,8 @@ HEADS = {
 }
 
 
-def _args(host: str, data: Path, out: Path, epochs: int):
+def _args(host: str, data: Path, out: Path, epochs: int, ddp: bool = False):
+    cpu = [a for a in CPU if not a.startswith(("devices", "strategy"))] if ddp else CPU
     return [
         "--config-path", str(CIFAR), "--config-name", f"{host}_scaca.yaml",
         "data.dataset=custom", "++data.no_labels=False", f"data.train_path={data / 'train'}",
@@ -32,7 +32,9 @@ def _args(host: str, data: Path, out: Path, epochs: int):
                                           if host in ("dino", "byol") else []),
         "optimizer.batch_size=16", f"max_epochs={epochs}", f"checkpoint.dir={out}",
         "method_kwargs.proj_hidden_dim=32", "method_kwargs.proj_output_dim=16",
-        "method_kwargs.ca_dim=16", *HEADS[host], *CPU,
+        "method_kwargs.ca_dim=16", *HEADS[host], *cpu,
+        *(["devices='2'", "strategy=ddp", "method_kwargs.ca_gather_partners=True",
+           "+log_every_n_steps=1"] if ddp else []),
     ]
 
 
@@ -46,13 +48,7 @@ def _run(cmd, cwd):
 @pytest.mark.parametrize("entry", ["plugin", "host"])
 def test_each_method_pretrains_through_the_plugin_command_and_the_host_main_pretrain(
         host, entry, toy_data, tmp_path):
-    if entry == "host":
-        main_pretrain = host_checkout() / "main_pretrain.py"
-        if not main_pretrain.exists():
-            pytest.skip(f"no solo-learn checkout at {main_pretrain.parent} (set SOLO_LEARN_ROOT)")
-        cmd = [sys.executable, str(main_pretrain)]
-    else:
-        cmd = ["solo-scaca-pretrain"]
+    cmd = pretrain_command(entry)
     # DeepClusterV2's CA term starts after its first k-means: two epochs
     epochs = 2 if host == "deepclusterv2" else 1
     log = _run([*cmd, *_args(host, toy_data, tmp_path / "m", epochs)], cwd=tmp_path)
@@ -116,3 +112,20 @@ def test_resume_keeps_the_method_s_state_and_the_add_on_s(host, toy_data, tmp_pa
     assert seen, "the resumed run did not start an epoch"
     for key, value in state.items():
         assert torch.equal(seen[key], value), key
+
+
+@pytest.mark.parametrize("host", ["simclr", "dino", "deepclusterv2"])
+def test_each_method_trains_under_ddp_with_partners_from_every_process(host, toy_data, tmp_path):
+    """Two CPU processes (gloo): SimCLR's CA loss gathers its negatives, DINO's centre is
+    all-reduced once more, DeepClusterV2's k-means runs distributed (epoch 1)."""
+    import csv
+
+    epochs = 2 if host == "deepclusterv2" else 1
+    log = _run(["solo-scaca-pretrain", *_args(host, toy_data, tmp_path / "m", epochs, ddp=True)],
+               cwd=tmp_path)
+    assert list((tmp_path / "m" / f"{host}_scaca").glob(f"*/*-ep={epochs - 1}.ckpt")), log[-3000:]
+    metrics, = tmp_path.glob("lightning_logs/version_*/metrics.csv")
+    rows = list(csv.DictReader(metrics.open()))
+    remote = [float(r["train_ca_remote_partners"]) for r in rows
+              if r.get("train_ca_remote_partners")]
+    assert remote and all(s > 0 for s in remote)

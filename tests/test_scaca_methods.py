@@ -113,6 +113,9 @@ def test_deepclusterv2_skips_the_ca_term_before_the_first_k_means():
     batch = tiny_batch()
     host_loss, loss = host.training_step(batch, 0), scaca.training_step(batch, 0)
     assert torch.equal(loss, host_loss) if torch.isfinite(host_loss) else torch.isnan(loss)
+    loss.backward()  # the add-on is in the graph with zero gradients, as DDP requires
+    assert scaca.ca_head.phi_q.weight.grad is not None
+    assert not scaca.ca_head.phi_q.weight.grad.any()
 
 
 def test_dino_with_a_vit_trains_a_step_with_the_add_on():

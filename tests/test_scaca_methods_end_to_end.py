@@ -74,7 +74,8 @@ def test_each_method_pretrains_through_the_plugin_command_and_the_host_main_pret
 
 @pytest.mark.parametrize("host", ["deepclusterv2", "byol", "dino"])
 def test_resume_keeps_the_method_s_state_and_the_add_on_s(host, toy_data, tmp_path):
-    """Two epochs, then a third resumed from the second's checkpoint: the restored model
+    """Two epochs, then a third resumed from the second's checkpoint (the host's auto-resume
+    only matches a run of the same max_epochs): the restored model
     (memory bank, prototypes, momentum encoders, DINO's centre, the add-on) is the saved one."""
     out = tmp_path / "m"
     _run(["solo-scaca-pretrain", *_args(host, toy_data, out, 2)], cwd=tmp_path)
@@ -102,8 +103,8 @@ def test_resume_keeps_the_method_s_state_and_the_add_on_s(host, toy_data, tmp_pa
     from solo_scaca.cli.pretrain import pretrain
 
     with initialize_config_dir(str(CIFAR), version_base="1.2"):
-        cfg = compose(f"{host}_scaca.yaml",
-                      overrides=[*_args(host, toy_data, out, 3)[4:], "auto_resume.enabled=True"])
+        cfg = compose(f"{host}_scaca.yaml", overrides=[
+            *_args(host, toy_data, out, 3)[4:], f"+resume_from_checkpoint='{saved[0]}'"])
     METHODS[f"{host}_scaca"], original = Probe, METHODS[f"{host}_scaca"]
     try:
         pretrain(cfg)

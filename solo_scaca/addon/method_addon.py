@@ -243,6 +243,11 @@ class CrossAttentionAddon:
             self._step_outs.append(out)
         return out
 
+    def ca_zero_term(self) -> torch.Tensor:
+        """0, with every add-on parameter in its graph: a step that skips the CA term still
+        gives DDP a gradient (zero) for each of them, as it requires."""
+        return sum((p * 0).sum() for p in self.ca_head.parameters()) * 0.0
+
     def ca_ramp(self, batch_idx: int) -> float:
         """Linear ramp of the CA weight from 0 to 1 over ``ca_warmup_epochs``."""
         if self.ca_warmup_epochs <= 0:
@@ -295,7 +300,7 @@ class CrossAttentionAddon:
             self._step_outs = None
             self.ca_reset_step()
         if targets is None:
-            return loss
+            return loss if self.ca_head is None else loss + self.ca_zero_term()
         fmaps = [out["fmap"] for out in outs]
         if fmaps[0].size(0) < 2 and (
             self.ca_pairing != "self" or self.ca_head.response == "contrast"
@@ -305,7 +310,7 @@ class CrossAttentionAddon:
                 f"(ca_pairing={self.ca_pairing!r}, ca_response={self.ca_head.response!r}); "
                 "the CA term is skipped for this step"
             )
-            return loss
+            return loss + self.ca_zero_term()
 
         codes = self.ca_codes(targets, outs)
         z = [out["z"] for out in outs]

@@ -197,6 +197,18 @@ def draw_mask_grids(profile_dir: Path, rows: int = 6) -> List[Path]:
     return drawn
 
 
+def add_campaign_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The profile, data and work-folder options of a campaign (controls, methods)."""
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the profile (e.g. epochs=4); repeat")
+    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
+    parser.add_argument("--cifar-dir", type=Path, default=None,
+                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
+                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
+    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR / name,
+                        help="where the pretraining checkpoints go (outside the repository)")
+
+
 def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks controls``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks controls", description=__doc__,
@@ -207,15 +219,7 @@ def main(argv=None) -> Dict[str, Path]:
                         metavar="VARIANT", help=f"default: all of {list(VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per variant (default: each variant's own count)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field of the profile (e.g. epochs=4); repeat")
-    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
-    parser.add_argument("--cifar-dir", type=Path, default=None,
-                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
-                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
-    parser.add_argument("--work-dir", type=Path,
-                        default=data.DEFAULT_WORK_DIR / "controls",
-                        help="where the pretraining checkpoints go (outside the repository)")
+    add_campaign_arguments(parser, "controls")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs side by side as separate processes (one GPU: the gpu "
                              "profile's campaign uses 11)")

@@ -27,7 +27,7 @@ from benchmarks import data, profiles, runs
 from benchmarks.ablations import slug
 from benchmarks.common import RESULTS
 from benchmarks.control_variants import CURVES, PROFILES, RANDOM_INIT
-from benchmarks.controls import data_and_random_init, run_parallel
+from benchmarks.controls import add_campaign_arguments, data_and_random_init, run_parallel
 
 CONFIG_DIR = runs.REPO / "scripts" / "pretrain" / "cifar"
 HOST_METHODS = ("swav", "deepclusterv2", "dino", "byol", "simclr")
@@ -194,8 +194,9 @@ def rebuild_table(profile_dir: Path) -> Optional[Path]:
     results = [r for r in results if r.get("method") != RANDOM_INIT]
     if not results:
         return None
-    return write_table(profile_dir, PROFILES[results[0]["profile"]], HOST_METHODS,
-                       results[0]["seed"])
+    measured = {r.get("host_method") for r in results}
+    return write_table(profile_dir, PROFILES[results[0]["profile"]],
+                       [h for h in HOST_METHODS if h in measured], results[0]["seed"])
 
 
 def main(argv=None) -> Optional[Path]:
@@ -206,13 +207,7 @@ def main(argv=None) -> Optional[Path]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--methods", nargs="+", choices=HOST_METHODS, default=list(HOST_METHODS))
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field of the profile (e.g. epochs=4); repeat")
-    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
-    parser.add_argument("--cifar-dir", type=Path, default=None,
-                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
-                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
-    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR / "methods")
+    add_campaign_arguments(parser, "methods")
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (processes)")
     parser.add_argument("--only", action="append", default=[], metavar="METHOD@SEED",
                         help="run just this one (repeat); used by --jobs")

@@ -118,6 +118,19 @@ def test_deepclusterv2_skips_the_ca_term_before_the_first_k_means():
     assert not scaca.ca_head.phi_q.weight.grad.any()
 
 
+def test_deepclusterv2_s_ca_term_is_zero_for_a_batch_without_assignments():
+    """After a k-means, a batch of unassigned images (-1) still runs the CA term (the same
+    collectives in every process), at zero."""
+    host, scaca = paired("deepclusterv2_scaca")
+    batch_part = -torch.ones_like(scaca.assignments)  # the batch's images 0-7: unassigned
+    scaca.assignments = torch.cat([batch_part, torch.zeros_like(batch_part)], dim=1)
+    recorded = []
+    ca_loss = scaca.ca_loss
+    scaca.ca_loss = lambda *a: recorded.append(ca_loss(*a)) or recorded[-1]
+    scaca.training_step(tiny_batch(), 0)
+    assert len(recorded) == 1 and recorded[0] == 0 and recorded[0].requires_grad
+
+
 def test_dino_with_a_vit_trains_a_step_with_the_add_on():
     torch.manual_seed(0)
     model = ready_for_steps(METHODS["dino_scaca"](tiny_cfg("dino_scaca", [

@@ -228,9 +228,10 @@ class CrossAttentionAddon:
     def on_train_epoch_start(self) -> None:
         """Seeds torch for the epoch from the run's seed and the epoch number, so that an epoch
         draws the same data order, augmentations and random partners whether the run went on
-        or resumed from the previous epoch's checkpoint (after a kill, say)."""
-        super().on_train_epoch_start()
+        or resumed from the previous epoch's checkpoint (after a kill, say). Seeded before the
+        host's set-up, which may draw too (DeepClusterV2's k-means centroids)."""
         torch.manual_seed((self.run_seed * 1_000_003 + self.current_epoch) % 2**63)
+        super().on_train_epoch_start()
 
     # ------------------------------------------------------------------------------ training
 

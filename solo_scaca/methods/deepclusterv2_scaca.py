@@ -41,9 +41,12 @@ class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
         return torch.stack([p(z) for p in self.prototypes])
 
     def ca_targets(self, batch: Sequence[Any]) -> Optional[torch.Tensor]:
-        """The batch's k-means assignments (P x B); None before the first k-means."""
-        assignments = self.assignments[:, batch[0]]
-        return assignments if bool((assignments >= 0).any()) else None
+        """The batch's k-means assignments (P x B); None before the first k-means. Decided on
+        the whole table, the same in every process (a per-batch decision could skip the CA
+        term's collectives in one process only and hang DDP)."""
+        if not bool((self.assignments >= 0).any()):
+            return None
+        return self.assignments[:, batch[0]]
 
     def ca_codes(self, targets: torch.Tensor, outs: List[Dict[str, Any]]) -> List[torch.Tensor]:
         """Per large crop, the mean of the one-hot assignment (first prototype set) and the
@@ -55,6 +58,10 @@ class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
 
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: torch.Tensor,
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
-        """DeepClusterV2's loss, its views stacked as the host's step stacks them."""
+        """DeepClusterV2's loss, its views stacked as the host's step stacks them; 0 (with the
+        masked outputs in its graph) for a batch whose images k-means left unassigned, where the
+        host's cross-entropy over no target is NaN."""
         preds = torch.stack([p.unsqueeze(1) for p in masked_outputs], dim=1)
+        if not bool((targets >= 0).any()):
+            return preds.sum() * 0.0
         return deepclusterv2_loss_func(preds, targets, self.temperature)

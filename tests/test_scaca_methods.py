@@ -153,3 +153,24 @@ def test_dino_with_a_vit_trains_a_step_with_the_add_on():
 def test_bad_configs_fail_at_config_time_naming_the_key(name, override, message):
     with pytest.raises(ValueError, match=message):
         METHODS[name](tiny_cfg(name, [override]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_masks_are_drawn_for_every_method_s_checkpoint(name, tmp_path):
+    """``solo-scaca-masks``' loading and pairing: the method's own codes (SwAV's Sinkhorn,
+    DINO's teacher, DeepClusterV2's predictions) or, without codes, the projections."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from solo_scaca.evaluation.mask_view import batch_masks, load_method
+
+    cfg = tiny_cfg(name)
+    ckpt = tmp_path / f"{name}-ep=0.ckpt"
+    torch.save({"state_dict": METHODS[name](cfg).state_dict()}, ckpt)
+    (tmp_path / "args.json").write_text(json.dumps(OmegaConf.to_container(cfg)))
+    model = load_method(ckpt)
+    assert type(model) is METHODS[name] and not model.training
+    result = batch_masks(model, torch.randn(6, 3, 16, 16))
+    assert result.masks.shape == (6, 3, 3) and torch.all(result.partners != torch.arange(6))
+    torch.testing.assert_close(result.masks.flatten(1).sum(1), torch.ones(6))

@@ -142,6 +142,13 @@ class CrossAttentionAddon:
     def ca_reset_step(self) -> None:
         """Closes the method's own side channels after a step (none by default)."""
 
+    @torch.no_grad()
+    def ca_inference_codes(self, images: torch.Tensor,
+                           out: Dict[str, Any]) -> Optional[torch.Tensor]:
+        """Outside training (drawing masks): the B x K codes ``prototype`` pairing uses for a
+        batch of images whose forward output is ``out``; None for a method without codes."""
+        return None
+
     # ------------------------------------------------------------------------- configuration
 
     @classmethod

@@ -1,4 +1,4 @@
-"""``solo-scaca-masks``: what a swav_scaca checkpoint attends to. Rows of (image, the partner its
+"""``solo-scaca-masks``: what a ``*_scaca`` checkpoint attends to. Rows of (image, the partner its
 own pairing chose from the batch, the mask upsampled over the image)."""
 
 import argparse
@@ -73,7 +73,7 @@ def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ckpt", required=True, help="a swav_scaca pretraining checkpoint")
+    parser.add_argument("--ckpt", required=True, help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...)")
     parser.add_argument("--images", required=True, type=Path,
                         help="a folder of images (an ImageFolder: classes are interleaved)")
     parser.add_argument("--out", required=True, type=Path, help="the PNG to write")

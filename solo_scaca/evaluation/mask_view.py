@@ -1,4 +1,4 @@
-"""The masks a trained swav_scaca checkpoint draws: its own pairing and cross-attention applied
+"""The masks a trained ``*_scaca`` checkpoint draws: its own pairing and cross-attention applied
 to a batch of images (for pictures and checks; training does the same inside its step)."""
 
 from pathlib import Path
@@ -6,12 +6,12 @@ from typing import NamedTuple, Union
 
 import torch
 from omegaconf import OmegaConf
-from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
 from solo_scaca.host.checkpoints import load_checkpoint
 from solo_scaca.host.export import read_pretrain_args
+from solo_scaca.addon.method_addon import CrossAttentionAddon
 from solo_scaca.addon.pairing import random_partners, select_partners
-from solo_scaca.methods.swav_scaca import SwAVSCACA
+from solo_scaca.registration import SCACA_METHODS
 
 
 class BatchMasks(NamedTuple):
@@ -19,22 +19,24 @@ class BatchMasks(NamedTuple):
     masks: torch.Tensor  # B x H x W, each a distribution over the image's locations
 
 
-def load_method(ckpt_path: Union[str, Path], trust: bool = False) -> SwAVSCACA:
-    """The whole swav_scaca model of a pretraining checkpoint (add-on included), in eval mode."""
+def load_method(ckpt_path: Union[str, Path], trust: bool = False) -> CrossAttentionAddon:
+    """The whole ``*_scaca`` model of a pretraining checkpoint (add-on included), in eval
+    mode."""
     args = read_pretrain_args(ckpt_path, trust)
-    if args.get("method") != "swav_scaca":
-        raise ValueError(f"{ckpt_path} is a {args.get('method')!r} checkpoint: masks need a "
-                         "swav_scaca one (with its add-on)")
+    method = args.get("method")
+    if method not in SCACA_METHODS:
+        raise ValueError(f"{ckpt_path} is a {method!r} checkpoint: masks need one of "
+                         f"{sorted(SCACA_METHODS)} (with its add-on)")
     if args["method_kwargs"].get("ca_weight", 1.0) <= 0:
         raise ValueError(f"{ckpt_path} was trained with ca_weight=0: it has no add-on")
-    model = SwAVSCACA(OmegaConf.create(args))
+    model = SCACA_METHODS[method](OmegaConf.create(args))
     state = load_checkpoint(ckpt_path, trust)["state_dict"]
     missing, unexpected = model.load_state_dict(
-        {k: v for k, v in state.items() if k != "queue"}, strict=False
+        {k: v for k, v in state.items() if k not in model.LATE_BUFFERS}, strict=False
     )
     if missing or unexpected:
         raise ValueError(
-            f"{ckpt_path} does not hold a whole swav_scaca model (missing {missing[:3]}, "
+            f"{ckpt_path} does not hold a whole {method} model (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}): pass the checkpoint the pretraining wrote, not an "
             "exported backbone"
         )
@@ -42,19 +44,21 @@ def load_method(ckpt_path: Union[str, Path], trust: bool = False) -> SwAVSCACA:
 
 
 @torch.no_grad()
-def batch_masks(model: SwAVSCACA, images: torch.Tensor, seed: int = 0) -> BatchMasks:
-    """Each image's partner, chosen by the model's own pairing from the batch (Sinkhorn codes
-    of the batch, as in training), and the mask of the image given that partner."""
+def batch_masks(model: CrossAttentionAddon, images: torch.Tensor, seed: int = 0) -> BatchMasks:
+    """Each image's partner, chosen by the model's own pairing from the batch (its codes as the
+    method computes them, e.g. SwAV's Sinkhorn codes of the batch), and the mask of the image
+    given that partner."""
     if images.size(0) < 2:
         raise ValueError(f"a batch of {images.size(0)} image cannot be paired: pass at least 2")
     out = model(images)
-    codes = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)(out["p"])
+    codes = model.ca_inference_codes(images, out)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # random pairing and contrast negatives: the same every call
     try:
         # two identical views: "self" pairs an image with itself, every other mode within view 0
         views = [out["fmap"], out["fmap"]]
-        partners = select_partners(model.ca_pairing, [codes, codes], [out["z"], out["z"]])
+        partners = select_partners(model.ca_pairing, None if codes is None else [codes, codes],
+                                   [out["z"], out["z"]])
         negatives = [(v, random_partners(len(images), len(images), images.device))
                      for v in range(2)]
         ca = model.ca_head(views, partners, negatives=negatives)

@@ -56,6 +56,12 @@ class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
         return [(onehot + F.softmax(out["p"][0].detach() / self.temperature, dim=1)) / 2
                 for out in outs]
 
+    @torch.no_grad()
+    def ca_inference_codes(self, images: torch.Tensor, out: Dict[str, Any]) -> torch.Tensor:
+        """Images outside the memory have no k-means assignment: the predicted distribution
+        over the first prototype set."""
+        return F.softmax(out["p"][0] / self.temperature, dim=1)
+
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: torch.Tensor,
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
         """DeepClusterV2's loss, its views stacked as the host's step stacks them; 0 (with the

@@ -50,6 +50,12 @@ class DINOSCACA(MomentumAddon, DINO):
         temperature = self.dino_loss_func.teacher_temp_schedule[self.dino_loss_func.epoch]
         return [F.softmax((t - center) / temperature, dim=-1) for t in logits]
 
+    @torch.no_grad()
+    def ca_inference_codes(self, images: torch.Tensor, out: Dict[str, Any]) -> torch.Tensor:
+        """The teacher's probabilities of the images, with its current centre."""
+        teacher = self.momentum_forward(images)["z"]
+        return self.ca_codes(([teacher], self.dino_loss_func.center), [out])[0]
+
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: Targets,
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
         """The host's DINO loss on the masked outputs, centred as the host's step was. It moves

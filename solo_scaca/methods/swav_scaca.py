@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from solo.methods.swav import SwAV
 from solo.utils.misc import omegaconf_select
+from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
 from solo_scaca.addon.losses import ca_loss_func
 from solo_scaca.addon.method_addon import COMMON_KEYS, CrossAttentionAddon, check_number
@@ -70,6 +71,11 @@ class SwAVSCACA(CrossAttentionAddon, SwAV):
                  ) -> List[torch.Tensor]:
         """Pairing by the Sinkhorn codes themselves."""
         return targets
+
+    @torch.no_grad()
+    def ca_inference_codes(self, images: torch.Tensor, out: Dict[str, Any]) -> torch.Tensor:
+        """The batch's Sinkhorn codes, as in training (one process, no queue)."""
+        return SinkhornKnopp(self.sk_iters, self.sk_epsilon, 1)(out["p"])
 
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: List[torch.Tensor],
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:

@@ -19,6 +19,19 @@ def tiny_batch(batch_size: int = 8, size: int = 16, seed: int = 0):
     return [torch.arange(batch_size), views, torch.randint(0, 10, (batch_size,), generator=g)]
 
 
+def assert_same_step(host: torch.nn.Module, model: torch.nn.Module, batch) -> None:
+    """One training step of each gives the same loss and the same gradients, parameter by
+    parameter (``model`` holds ``host``'s weights)."""
+    host_loss, loss = host.training_step(batch, 0), model.training_step(batch, 0)
+    assert torch.equal(loss, host_loss)
+    host_loss.backward()
+    loss.backward()
+    for (key, a), (_, b) in zip(host.named_parameters(), model.named_parameters()):
+        assert (a.grad is None) == (b.grad is None), key
+        if a.grad is not None:
+            assert torch.equal(a.grad, b.grad), key
+
+
 def host_checkout() -> Path:
     """The host's repository files (main_pretrain.py ...): $SOLO_LEARN_ROOT, else /opt/solo-learn."""
     return Path(os.environ.get("SOLO_LEARN_ROOT", "/opt/solo-learn"))

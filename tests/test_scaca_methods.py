@@ -10,7 +10,7 @@ from solo.methods import METHODS
 from solo.methods.base import BaseMethod
 
 from solo_scaca import SCACA_METHODS
-from tests.conftest import make_method_cfg, ready_for_steps, tiny_batch
+from tests.conftest import assert_same_step, make_method_cfg, ready_for_steps, tiny_batch
 
 NAMES = sorted(SCACA_METHODS)
 TINY = {  # per host method: its heads made tiny
@@ -56,15 +56,7 @@ def test_every_method_is_registered_as_a_subclass_of_its_host_method():
 def test_ca_weight_zero_is_exactly_the_host_method(name):
     host, scaca = paired(name, ["method_kwargs.ca_weight=0"])
     assert scaca.ca_head is None
-    batch = tiny_batch()
-    host_loss, loss = host.training_step(batch, 0), scaca.training_step(batch, 0)
-    assert torch.equal(loss, host_loss)
-    host_loss.backward()
-    loss.backward()
-    for (key, a), (_, b) in zip(host.named_parameters(), scaca.named_parameters()):
-        assert (a.grad is None) == (b.grad is None), key
-        if a.grad is not None:
-            assert torch.equal(a.grad, b.grad), key
+    assert_same_step(host, scaca, tiny_batch())
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -10,7 +10,7 @@ from solo.methods.swav import SwAV
 
 import solo_scaca
 from solo_scaca import SwAVSCACA
-from tests.conftest import make_cfg, ready_for_steps, tiny_batch
+from tests.conftest import assert_same_step, make_cfg, ready_for_steps, tiny_batch
 
 
 def test_registration_is_idempotent_and_keeps_host_entries():
@@ -70,16 +70,7 @@ def test_training_step_adds_a_positive_ca_term_to_the_host_swav_loss(pairing):
 def test_ca_weight_zero_is_exactly_the_host_swav():
     swav, scaca = _paired_models(["method_kwargs.ca_weight=0"])
     assert scaca.ca_head is None
-    batch = tiny_batch()
-    swav_loss = swav.training_step(batch, 0)
-    loss = scaca.training_step(batch, 0)
-    assert torch.equal(loss, swav_loss)
-    swav_loss.backward()
-    loss.backward()
-    for (name, a), (_, b) in zip(swav.named_parameters(), scaca.named_parameters()):
-        assert (a.grad is None) == (b.grad is None), name
-        if a.grad is not None:
-            assert torch.equal(a.grad, b.grad), name
+    assert_same_step(swav, scaca, tiny_batch())
 
 
 def test_ca_weight_ramps_linearly_over_the_warmup_epochs():

@@ -254,7 +254,7 @@ class CrossAttentionAddon:
     def ca_zero_term(self) -> torch.Tensor:
         """0, with every add-on parameter in its graph: a step that skips the CA term still
         gives DDP a gradient (zero) for each of them, as it requires."""
-        return sum((p * 0).sum() for p in self.ca_head.parameters()) * 0.0
+        return sum(p.sum() for p in self.ca_head.parameters()) * 0.0
 
     def ca_ramp(self, batch_idx: int) -> float:
         """Linear ramp of the CA weight from 0 to 1 over ``ca_warmup_epochs``."""

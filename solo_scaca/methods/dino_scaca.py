@@ -34,7 +34,8 @@ class DINOSCACA(MomentumAddon, DINO):
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """Keeps the teacher's centre before the host's step moves it, then the add-on's step."""
-        self._step_center = self.dino_loss_func.center.clone()
+        if self.ca_head is not None:
+            self._step_center = self.dino_loss_func.center.clone()
         return super().training_step(batch, batch_idx)
 
     def ca_head_outputs(self, feats: torch.Tensor) -> torch.Tensor:

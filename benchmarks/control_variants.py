@@ -45,7 +45,7 @@ SPATIAL_AUGMENTATION = (
     "augmentations.0.gaussian_blur.prob=0.0", "augmentations.0.rrc.crop_min_scale=0.2",
 )
 
-# the CPU probe of HOST.md (host's main_pretrain.py, swav, 8 epochs: kNN-20 37.4% against
+# a CPU probe of the host's own main_pretrain.py (swav, 8 epochs: kNN-20 37.4% against
 # 29.9% at random init, on an Intel Xeon at ~90 s per epoch; the AMD EPYC machines take
 # about twice that)
 CPU = dataclasses.replace(
@@ -54,7 +54,7 @@ CPU = dataclasses.replace(
          "is 8x8. 5000 training images (500 per class), batch 64 (78 steps per epoch), 8 "
          "epochs, lr 0.15, 100 prototypes, no queue, prototypes frozen (and the CA weight "
          "ramped up) for 1 epoch, 1 warm-up epoch, colour jitter 0.4/0.4/0.4/0.1, no blur, "
-         "crops of at least 20%: the CPU probe of the project's HOST.md, under which the "
+         "crops of at least 20%: a CPU probe of the host's main_pretrain.py, under which the "
          "host's swav reached kNN-20 37.4% after 8 epochs against 29.9% at random init. "
          "About 25-30 min per run on a 2-core AMD EPYC."),
     train_per_class=500, crop_size=32, batch_size=64, lr=0.15, queue_size=0,

@@ -64,7 +64,7 @@ class Profile:
 
 PROFILES: Dict[str, Profile] = {
     # 2-core CPU, about 75 minutes for 6 runs. Measured on this 2-core machine while it was
-    # quiet (session 3 probe, swav, 8 epochs): 74-88 s per epoch (62 steps), 623 s of
+    # quiet (a probe run of swav, 8 epochs): 74-88 s per epoch (62 steps), 623 s of
     # pretraining, ~25 s of evaluation on 1000 test images (~70 s on all 10000); swav_scaca's
     # step is ~7% longer. 3 x (623 + 70) + 3 x (670 + 70) = ~4300 s = ~72 min.
     "cpu": Profile(
@@ -76,8 +76,8 @@ PROFILES: Dict[str, Profile] = {
              "for small batches. Augmentation milder than the shipped ImageNet recipe (colour "
              "jitter 0.4/0.4/0.4/0.1 instead of 0.8/0.8/0.8/0.2, no blur, crops of at least 30% "
              "of the image): with the shipped recipe the SwAV loss of both methods stayed at "
-             "ln K (collapse) at this budget; 17 probes in NOTES.md, only a milder "
-             "augmentation left ln K."),
+             "ln K (collapse) at this budget; 17 probes in cpu-shipped-augmentation/ABOUT.md, "
+             "only a milder augmentation left ln K."),
         seeds=(0, 1, 2), epochs=8, train_per_class=200, test_per_class=None, crop_size=64,
         batch_size=32, lr=0.6, warmup_epochs=1, num_prototypes=100, queue_size=480,
         epoch_queue_starts=2, freeze_prototypes_epochs=1, data_format="image_folder",

@@ -5,7 +5,7 @@ extra-loss control ``ca_mask=uniform`` of the same seed.
 
     python3 -m benchmarks attention --profile cpu    # runs the missing candidates (seed 0)
 
-Alive (issue 16): entropy <= 0.9 of ln HW (it attends) and partner sensitivity >= half of the
+Alive: entropy <= 0.9 of ln HW (it attends) and partner sensitivity >= half of the
 mask's L1 distance to uniform (what it attends to depends on the partner). The runs are the
 controls campaign's own result files (``control_runs/``): a candidate run here is a row of
 ``controls.md`` too. Writes ``attention.md/.csv``.

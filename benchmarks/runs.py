@@ -232,7 +232,7 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # an unfinished run starts again
     cfg = pretrain_config(profile, method, seed, train_path, ckpt_dir, data_format, config,
                           base_overrides)
-    if resume:  # across sessions too: any age of checkpoint of this run's folder
+    if resume:  # across invocations too: any age of checkpoint of this run's folder
         from omegaconf import OmegaConf
 
         OmegaConf.update(cfg, "auto_resume", {"enabled": True, "max_hours": 24 * 365},

@@ -68,7 +68,7 @@ def test_run_files_hold_the_metrics_per_epoch_and_the_variant_s_config(campaign)
 
 def test_a_rerun_skips_finished_runs_and_resumes_an_unfinished_one(campaign):
     run_file = campaign["dir"] / "control_runs" / "swav-seed0.json"
-    run_file.unlink()  # as if the session stopped after the pretraining, before the result
+    run_file.unlink()  # as if the process stopped after the pretraining, before the result
     result = subprocess.run([sys.executable, "-m", "benchmarks", *campaign["argv"]], cwd=REPO,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -1,4 +1,5 @@
-"""The host's settings for a machine without a CUDA device (shared/design/HOST.md)."""
+"""The host's settings for a machine without a CUDA device (accelerator, devices, strategy,
+precision, no wandb, no channels-last), applied by the plugin's commands when CUDA is absent."""
 
 from typing import Dict
 

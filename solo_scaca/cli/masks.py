@@ -1,5 +1,6 @@
 """``solo-scaca-masks``: what a ``*_scaca`` checkpoint attends to. Rows of (image, the partner its
-own pairing chose from the batch, the mask upsampled over the image)."""
+own pairing chose from the batch, the mask upsampled over the image). For a ``*_lewel``
+checkpoint: rows of (image, its M alignment maps side by side)."""
 
 import argparse
 from collections import defaultdict
@@ -15,6 +16,8 @@ from torchvision import transforms
 from solo_scaca.host.export import read_pretrain_args
 from solo_scaca.evaluation.mask_view import batch_masks, load_method
 from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
+from solo_scaca.addon.lewel import lewel_maps
+from solo_scaca.registration import LEWEL_METHODS
 
 SCALE = 3.0  # colour scale of the mask x HW: 0 (blue) to 3x uniform (red); uniform is 1
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -70,10 +73,43 @@ def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows
     return out
 
 
+def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
+              title: str) -> Path:
+    """A ``*_lewel`` checkpoint's alignment maps (B x M x H x W): one row per image, the image
+    then its M maps over it, on the masks' colour scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    relative = maps * maps[0, 0].numel()
+    up = F.interpolate(relative, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    cols = 1 + maps.size(1)
+    fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        picture = images[r].permute(1, 2, 0).clamp(0, 1).numpy()
+        for c, ax in enumerate(axes[r]):
+            ax.imshow(picture)
+            ax.axis("off")
+            if c == 0:
+                ax.set_title(f"image {r}", fontsize=7)
+                continue
+            one = maps[r, c - 1 : c]
+            ax.imshow(up[r, c - 1].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
+            ax.set_title(f"map {c - 1}: entropy {mask_entropy(one):.2f}, "
+                         f"peak {mask_peak(one):.1f}", fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ckpt", required=True, help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...)")
+    parser.add_argument("--ckpt", required=True, help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...) or a *_lewel one")
     parser.add_argument("--images", required=True, type=Path,
                         help="a folder of images (an ImageFolder: classes are interleaved)")
     parser.add_argument("--out", required=True, type=Path, help="the PNG to write")
@@ -100,6 +136,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error(f"{args.images} has {len(files)} image: at least 2 are needed to pair")
     images = torch.stack([resize(Image.open(f).convert("RGB")) for f in files])
     normalize = transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
+    if cfg["method"] in LEWEL_METHODS:  # no partners: the image's own alignment maps
+        maps = lewel_maps(model, normalize(images))
+        rows = min(args.n, len(files))
+        title = (f"{Path(args.ckpt).name}\n{cfg['method']}: {maps.size(1)} alignment maps, "
+                 f"mean entropy {mask_entropy(maps.flatten(0, 1)):.3f}; colours: map x HW "
+                 f"from 0 to {SCALE:g} (uniform = 1)")
+        out = draw_maps(images, maps, rows, args.out, title)
+        print(f"alignment maps of {rows} images -> {out}")
+        return
     result = batch_masks(model, normalize(images), args.seed)
     kwargs = cfg["method_kwargs"]
     title = (f"{Path(args.ckpt).name}\nca_pairing={kwargs.get('ca_pairing')}, "

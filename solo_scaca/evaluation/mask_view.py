@@ -1,5 +1,6 @@
 """The masks a trained ``*_scaca`` checkpoint draws: its own pairing and cross-attention applied
-to a batch of images (for pictures and checks; training does the same inside its step)."""
+to a batch of images (for pictures and checks; training does the same inside its step). A
+``*_lewel`` checkpoint loads here too; its alignment maps are ``lewel_maps(model, images)``."""
 
 from pathlib import Path
 from typing import NamedTuple, Union
@@ -9,9 +10,10 @@ from omegaconf import OmegaConf
 
 from solo_scaca.host.checkpoints import load_checkpoint
 from solo_scaca.host.export import read_pretrain_args
+from solo_scaca.addon.lewel import LewelMixin
 from solo_scaca.addon.method_addon import CrossAttentionAddon
 from solo_scaca.addon.pairing import random_partners, select_partners
-from solo_scaca.registration import SCACA_METHODS
+from solo_scaca.registration import LEWEL_METHODS, SCACA_METHODS
 
 
 class BatchMasks(NamedTuple):
@@ -19,17 +21,20 @@ class BatchMasks(NamedTuple):
     masks: torch.Tensor  # B x H x W, each a distribution over the image's locations
 
 
-def load_method(ckpt_path: Union[str, Path], trust: bool = False) -> CrossAttentionAddon:
-    """The whole ``*_scaca`` model of a pretraining checkpoint (add-on included), in eval
-    mode."""
+def load_method(ckpt_path: Union[str, Path],
+                trust: bool = False) -> Union[CrossAttentionAddon, LewelMixin]:
+    """The whole ``*_scaca`` (or ``*_lewel``) model of a pretraining checkpoint (add-on
+    included), in eval mode."""
     args = read_pretrain_args(ckpt_path, trust)
     method = args.get("method")
-    if method not in SCACA_METHODS:
+    methods = {**SCACA_METHODS, **LEWEL_METHODS}
+    if method not in methods:
         raise ValueError(f"{ckpt_path} is a {method!r} checkpoint: masks need one of "
-                         f"{sorted(SCACA_METHODS)} (with its add-on)")
-    if args["method_kwargs"].get("ca_weight", 1.0) <= 0:
-        raise ValueError(f"{ckpt_path} was trained with ca_weight=0: it has no add-on")
-    model = SCACA_METHODS[method](OmegaConf.create(args))
+                         f"{sorted(methods)} (with its add-on)")
+    weight = "lewel_weight" if method in LEWEL_METHODS else "ca_weight"
+    if args["method_kwargs"].get(weight, 1.0) <= 0:
+        raise ValueError(f"{ckpt_path} was trained with {weight}=0: it has no add-on")
+    model = methods[method](OmegaConf.create(args))
     state = load_checkpoint(ckpt_path, trust)["state_dict"]
     missing, unexpected = model.load_state_dict(
         {k: v for k, v in state.items() if k not in model.LATE_BUFFERS}, strict=False

@@ -6,7 +6,6 @@ unmodified main_pretrain.py end to end (with a resume)."""
 
 import json
 import math
-import subprocess
 from pathlib import Path
 from typing import List
 
@@ -23,7 +22,13 @@ import solo_scaca
 from solo_scaca.addon.lewel import LEWEL_KEYS, lewel_maps
 from solo_scaca.host.cpu import apply_cpu_overrides
 from solo_scaca.registration import LEWEL_METHODS
-from tests.conftest import assert_same_step, pretrain_command, ready_for_steps, tiny_batch
+from tests.conftest import (
+    assert_same_step,
+    host_checkout,
+    pretrain_command,
+    ready_for_steps,
+    tiny_batch,
+)
 from tests.test_scaca_methods_end_to_end import CPU, _run
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "pretrain"
@@ -223,9 +228,10 @@ def test_drop_in_config_mirrors_the_host_file_and_writes_every_lewel_key(yaml):
     defaults = METHODS[raw.method].add_and_assert_specific_cfg(stripped).method_kwargs
     resolved = METHODS[raw.method].add_and_assert_specific_cfg(raw).method_kwargs
     assert {k: resolved[k] for k in LEWEL_KEYS} == {k: defaults[k] for k in LEWEL_KEYS}
-    host_file = Path("/opt/solo-learn/scripts/pretrain") / yaml.parent.name / f"{_host(yaml.stem)}.yaml"
+    host_file = (host_checkout() / "scripts" / "pretrain" / yaml.parent.name
+                 / f"{_host(yaml.stem)}.yaml")
     if not host_file.exists():
-        pytest.skip(f"no solo-learn checkout at {host_file}")
+        pytest.skip(f"no solo-learn checkout at {host_checkout()} (set SOLO_LEARN_ROOT)")
     ours, host = OmegaConf.load(yaml), OmegaConf.load(host_file)
     for cfg in (ours, host):
         cfg.pop("name")

@@ -109,7 +109,9 @@ def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ckpt", required=True, help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...) or a *_lewel one")
+    parser.add_argument("--ckpt", required=True,
+                        help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...) "
+                             "or a *_lewel one (its alignment maps)")
     parser.add_argument("--images", required=True, type=Path,
                         help="a folder of images (an ImageFolder: classes are interleaved)")
     parser.add_argument("--out", required=True, type=Path, help="the PNG to write")

@@ -2,7 +2,8 @@
 solo-learn plugin.
 
 Importing the package registers ``method=swav_scaca`` (and ``deepclusterv2_scaca``,
-``dino_scaca``, ``byol_scaca``, ``simclr_scaca``) in ``solo.methods.METHODS``.
+``dino_scaca``, ``byol_scaca``, ``simclr_scaca``, and the LEWEL positive controls
+``byol_lewel``, ``swav_lewel``) in ``solo.methods.METHODS``.
 """
 
 from solo_scaca.addon.losses import ca_loss_func

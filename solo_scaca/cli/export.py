@@ -9,14 +9,16 @@ from solo_scaca.host.export import export_backbone
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("ckpt", help="a swav_scaca (or any solo-learn) pretraining checkpoint")
+    parser.add_argument("ckpt", help="a *_scaca or *_lewel (or any solo-learn) pretraining "
+                                     "checkpoint")
     parser.add_argument("out", help="path of the backbone-only checkpoint to write (.ckpt)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load a checkpoint that needs more than tensors (unpickles "
                              "anything: only for a checkpoint from a source you trust)")
     args = parser.parse_args(argv)
     out = export_backbone(args.ckpt, args.out, args.trust_checkpoint)
-    print(f"wrote {out}: backbone weights only (the cross-attention add-on removed)")
+    print(f"wrote {out}: backbone weights only (the cross-attention add-on or the LEWEL neck "
+          "removed)")
 
 
 if __name__ == "__main__":

@@ -110,10 +110,33 @@ def _attention_rebuild(profile_dir: Path) -> None:
     attention.rebuild_tables(profile_dir)
 
 
+def _clutter(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import clutter
+
+    clutter.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
+def _clutter_rebuild(profile_dir: Path) -> None:
+    from benchmarks import clutter
+
+    if (profile_dir / clutter.RUNS_DIR).is_dir() and profile_dir.name in clutter.PROFILES:
+        clutter.write_tables(profile_dir, clutter.PROFILES[profile_dir.name])
+
+
+def _incentive(profile: str, out_dir: Path, extra: List[str]) -> None:
+    from benchmarks import incentive
+
+    incentive.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
+
+
 # name -> benchmark. To add one: write benchmarks/<name>.py with a
 # ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
 # with benchmarks.common.write_table under the given folder, then register it here.
 BENCHMARKS: Dict[str, Benchmark] = {
+    "clutter": Benchmark(_clutter, "swav, swav_scaca, its uniform control and LEWEL on "
+                         "cifar10-clutter: accuracy, mask-in-box, MaxBoxAcc", _clutter_rebuild),
+    "incentive": Benchmark(_incentive, "does each CA objective prefer the object? (frozen "
+                           "swav checkpoint, forward passes)"),
     "accuracy": Benchmark(_accuracy, "k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
                           _accuracy_rebuild),
     "overhead": Benchmark(_overhead, "training-step time and memory of the add-on"),

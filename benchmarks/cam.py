@@ -119,12 +119,13 @@ def split_data(root: Path, split: str, mean, std, batch_size: int, num_workers: 
 
 def evaluate(backbone: torch.nn.Module, backbone_name: str, root: Path, mean, std,
              head_epochs: int, head_lr: float, batch_size: int, num_workers: int,
-             grid: Sequence[int], input_size: Optional[int] = None) -> Dict:
+             grid: Sequence[int], input_size: Optional[int] = None,
+             val_split: str = "val") -> Dict:
     """MaxBoxAcc, best threshold and the linear head's val top-1 of one backbone on one
     dataset, plus the CAMs and boxes of the ``grid`` val images."""
     train_loader, _, _ = split_data(root, "train", mean, std, batch_size, num_workers,
                                     input_size)
-    val_loader, boxes, _ = split_data(root, "val", mean, std, batch_size, num_workers,
+    val_loader, boxes, _ = split_data(root, val_split, mean, std, batch_size, num_workers,
                                       input_size)
     feats, labels = extract_features(backbone, train_loader)
     head = train_linear_head(feats, labels, len(train_loader.dataset.classes),

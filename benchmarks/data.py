@@ -7,7 +7,7 @@ import os
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from benchmarks.profiles import Profile
 
@@ -136,3 +136,36 @@ def profile_data(profile: Profile, data_root: Path, source: Path,
                          subsets / f"train-{profile.train_per_class}pc"),
             class_subset(data_root / "test", profile.test_per_class,
                          subsets / f"test-{profile.test_per_class}pc"))
+
+
+def clutter_root(data_root: Path, train_per_class: Optional[int],
+                 test_per_class: Optional[int]) -> Path:
+    """Where a clutter set of these sizes lives: beside the CIFAR-10 data root."""
+    return data_root.parent / f"cifar10-clutter-{train_per_class}pc-{test_per_class}pc"
+
+
+def default_clutter_root() -> Path:
+    """The clutter campaign's cpu profile set (500 training, 1000 test objects per class)."""
+    return clutter_root(DEFAULT_DATA_ROOT, 500, 1000)
+
+
+def clutter_images(root: Path, count: int, size: int) -> Tuple["torch.Tensor", "torch.Tensor",
+                                                              "torch.Tensor"]:
+    """The first ``count`` test images of a clutter set, classes interleaved, with boxes and
+    labels."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    from solo_scaca.data.toy_shapes import read_boxes
+
+    rows = [r for r in read_boxes(root) if r["split"] == "test"]
+    by_class: Dict[int, List[dict]] = {}
+    for r in rows:
+        by_class.setdefault(r["label"], []).append(r)
+    picked = [r for group in zip(*by_class.values()) for r in group][:count]
+    images = torch.stack([to_tensor(Image.open(root / r["path"]).convert("RGB").resize(
+        (size, size))) for r in picked])
+    scale = size / images.shape[-1] if images.shape[-1] != size else 1.0
+    boxes = torch.tensor([[r["x0"], r["y0"], r["x1"], r["y1"]] for r in picked]) * scale
+    return images, boxes.float(), torch.tensor([r["label"] for r in picked])

@@ -1,0 +1,307 @@
+"""Can looking somewhere pay? SwAV, the cross-attention, its extra-loss control and a published
+spatial method (LEWEL, the positive control) on ``cifar10-clutter``, with seeds.
+
+    python3 -m benchmarks clutter --profile cpu     # hours on 2 CPU cores: run in background
+    python3 -m benchmarks clutter --profile tiny    # seconds: what CI runs
+
+Every arm is pretrained through the plugin's pretraining command on the clutter training split
+(``solo-scaca-clutter-data``: CIFAR-10 objects of 14-22 px on 32 px mosaics of other classes),
+then evaluated: k-NN 20/200 and the host's linear model on the clutter test split and on clean
+CIFAR-10 (memory bank and linear training on clean training images), CAM MaxBoxAcc on the
+clutter test split (a linear head on clutter training features), and, for arms with a spatial
+mask or map, mask-in-box and border share on clutter test images (``swav_scaca``: its masks with
+the partners its own pairing chooses in batches of the profile's size; ``*_lewel``: each
+alignment map). Result files resume as in ``controls`` (one per arm and seed; a run interrupted
+during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (mean +- std over
+seeds, t-tests against the base method and against ``ca_mask=uniform``).
+"""
+
+import argparse
+import dataclasses
+import json
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from benchmarks import data, profiles, runs, stats
+from benchmarks.ablations import run_random_init, slug
+from benchmarks.common import RESULTS, metadata, write_table
+from benchmarks.control_variants import CURVES, PROFILES as CONTROL_PROFILES
+from benchmarks.controls import add_campaign_arguments, run_parallel
+from benchmarks.methods import config_of, method_overrides
+
+RUNS_DIR = "clutter_runs"
+RANDOM_INIT = "random init"
+# arm -> (method, host method whose config it starts from, overrides, seeds by default)
+ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
+    ("swav", ("swav", "swav", (), 3)),
+    ("swav_lewel", ("swav_lewel", "swav", (), 3)),
+    ("swav_scaca (default)", ("swav_scaca", "swav", (), 3)),
+    ("ca_mask=uniform", ("swav_scaca", "swav", ("method_kwargs.ca_mask=uniform",), 3)),
+    ("byol", ("byol", "byol", (), 3)),
+    ("byol_lewel", ("byol_lewel", "byol", (), 3)),
+])
+BASE_OF = {"swav_lewel": "swav", "swav_scaca (default)": "swav", "ca_mask=uniform": "swav",
+           "byol_lewel": "byol"}
+PROFILES: Dict[str, profiles.Profile] = {
+    "cpu": dataclasses.replace(
+        CONTROL_PROFILES["cpu"],
+        why=("The controls' cpu profile (`wide_resnet28w2` at 32 px, 8x8 map, batch 64, 8 "
+             "epochs, lr 0.15, 100 prototypes, no queue, colour jitter 0.4/0.4/0.4/0.1, crops "
+             "of at least 20%) on cifar10-clutter: 500 training objects per class (5000 "
+             "canvases) and the 10,000 test objects on their canvases; clean CIFAR-10: the "
+             "first 500 training images per class and the whole test split. About 45-80 min "
+             "per run on 2 CPU cores, depending on what else runs."),
+        test_per_class=1000),
+    "tiny": dataclasses.replace(CONTROL_PROFILES["tiny"], seeds=(0,), test_per_class=4),
+}
+SPATIAL_IMAGES = 512  # clutter test images the masks and maps are measured on
+
+
+def clutter_root(profile: profiles.Profile, data_root: Path, cifar_dir: Path) -> Path:
+    """The profile's clutter set, generated once from the CIFAR-10 tarballs or folders."""
+    from solo_scaca.data.clutter import generate_clutter
+
+    root = data.clutter_root(data_root, profile.train_per_class, profile.test_per_class)
+    return generate_clutter(root, cifar_dir, profile.train_per_class, profile.test_per_class)
+
+
+def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict[str, float]:
+    """Mask-in-box, border share and entropy of a ``swav_scaca`` checkpoint's masks, or of each
+    alignment map of a ``*_lewel`` checkpoint (mean over maps, and the map most on the object),
+    on the first ``SPATIAL_IMAGES`` clutter test images (classes interleaved)."""
+    import torch
+
+    from solo_scaca.addon.mechanism_metrics import mask_entropy
+    from solo_scaca.evaluation.box_metrics import border_share, mask_in_box
+
+    images, boxes, _ = data.clutter_images(root, SPATIAL_IMAGES, 32)
+    from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
+    images = (images - mean) / std
+    masks = []
+    if method.endswith("_lewel"):
+        from solo_scaca.addon.lewel import lewel_maps
+        from solo_scaca.evaluation.mask_view import load_method
+
+        model = load_method(ckpt)
+        with torch.no_grad():
+            masks = [lewel_maps(model, images[i:i + batch_size])
+                     for i in range(0, len(images), batch_size)]
+        maps = torch.cat(masks)  # N x M x H x W
+        per_map = torch.stack([mask_in_box(maps[:, k], boxes, 32) for k in range(maps.size(1))])
+        flat = maps.flatten(0, 1)
+        return {"mask_in_box": float(per_map.mean()),
+                "mask_in_box_best_map": float(per_map.mean(dim=1).max()),
+                "border_share": float(border_share(flat).mean()),
+                "mask_entropy": float(mask_entropy(flat))}
+    from solo_scaca.evaluation.mask_view import batch_masks, load_method
+
+    model = load_method(ckpt)
+    masks = [batch_masks(model, images[i:i + batch_size]).masks
+             for i in range(0, len(images) - 1, batch_size)]
+    masks = torch.cat(masks)
+    return {"mask_in_box": float(mask_in_box(masks, boxes[:len(masks)], 32).mean()),
+            "border_share": float(border_share(masks).mean()),
+            "mask_entropy": float(mask_entropy(masks))}
+
+
+def localization(ckpt: str, root: Path, profile: profiles.Profile) -> Dict[str, float]:
+    """CAM MaxBoxAcc (and its threshold) on the clutter test split."""
+    from benchmarks import cam
+    from solo_scaca.host.export import load_backbone, read_pretrain_args
+
+    args = read_pretrain_args(ckpt)
+    backbone = load_backbone(ckpt)
+    mean, std = cam.normalization(args)
+    result = cam.evaluate(backbone, args["backbone"]["name"], root, mean, std, head_epochs=30,
+                          head_lr=0.1, batch_size=profile.eval_batch_size,
+                          num_workers=min(profile.num_workers, 2), grid=[], val_split="test")
+    return {"maxboxacc": result["maxboxacc"], "maxboxacc_threshold": result["threshold"]}
+
+
+def extra_evaluation(result: Dict[str, Any], profile: profiles.Profile, root: Path,
+                     clean: Tuple[Path, Path], method: str) -> Dict[str, Any]:
+    """The run's clean CIFAR-10 accuracies, MaxBoxAcc and spatial metrics."""
+    ckpt = result["checkpoint"]
+    clean_acc = runs.evaluate(ckpt, profile, *clean, result["seed"])
+    out = {f"clean_{k}": v for k, v in clean_acc.items()
+           if k in ("knn20_top1", "knn200_top1", "linear_top1")}
+    out.update(localization(ckpt, root, profile))
+    if method.endswith("_lewel") or (method == "swav_scaca" and "ca_weight=0" not in
+                                     " ".join(result.get("overrides", []))):
+        out.update(spatial_metrics(ckpt, method, root, profile.batch_size))
+    return out
+
+
+def run_file_of(runs_dir: Path, arm: str, seed: int) -> Path:
+    return runs_dir / f"{slug(arm)}-seed{seed}.json"
+
+
+def plan(profile: profiles.Profile, arms: Sequence[str],
+         seeds: Optional[int] = None) -> List[Tuple[str, int]]:
+    """(arm, seed) pairs, seed by seed, so that an interrupted campaign has balanced seeds."""
+    return [(arm, seed) for i, seed in enumerate(profile.seeds) for arm in arms
+            if i < (ARMS[arm][3] if seeds is None else seeds)]
+
+
+def run_arm(profile_name: str, profile: profiles.Profile, arm: str, seed: int,
+            paths: Dict[str, Path], work_dir: Path, runs_dir: Path) -> Dict[str, Any]:
+    """Pretrains and evaluates one (arm, seed), or finishes the extra evaluation of a run whose
+    file lacks it."""
+    method, host, overrides, _ = ARMS[arm]
+    path = run_file_of(runs_dir, arm, seed)
+    settings = profiles.settings_of(profile)
+    if path.exists():
+        result = json.loads(path.read_text())
+    else:
+        base = method_overrides(profile, host)
+        result = runs.run_one(
+            profile_name, profile, method, seed, paths["train"], paths["test"],
+            work_dir / slug(arm), path,
+            {"benchmark": "clutter", "arm": arm, "overrides": list(overrides),
+             "base_settings": settings},
+            resume=True, curves=CURVES if method == "swav_scaca" else (),
+            config=config_of(host), base_overrides=[*base, *overrides])
+    if "clean_knn20_top1" not in result:
+        result.update(extra_evaluation(result, profile, paths["root"],
+                                       (paths["clean_train"], paths["clean_test"]), method))
+        runs.write_run_file(path, result)
+    return result
+
+
+def prepare(profile: profiles.Profile, data_root: Path, cifar_dir: Path) -> Dict[str, Path]:
+    """The clutter set and the clean CIFAR-10 folders of a profile."""
+    clean_train, clean_test = data.profile_data(profile, data_root, cifar_dir)
+    root = clutter_root(profile, data_root, cifar_dir)
+    return {"root": root, "train": root / "train", "test": root / "test",
+            "clean_train": clean_train, "clean_test": clean_test}
+
+
+def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
+              cifar_dir: Path, work_dir: Path, arms: Sequence[str], seeds: Optional[int] = None,
+              only: Sequence[Tuple[str, int]] = (), jobs: int = 1,
+              child_argv: Sequence[str] = (), tables: bool = True) -> Optional[Path]:
+    """Runs the missing (arm, seed) pairs (``only``: just these), then writes the table."""
+    runs_dir = out / profile_name / RUNS_DIR
+    settings = profiles.settings_of(profile)
+    for path in sorted(runs_dir.glob("*.json")):
+        if not profiles.same_settings(json.loads(path.read_text())["base_settings"], settings):
+            raise SystemExit(f"{path} was measured with other settings than profile "
+                             f"{profile_name!r} has now: pass another --out to start again")
+    pending = [(a, s) for a, s in (list(only) or plan(profile, arms, seeds))
+               if not run_file_of(runs_dir, a, s).exists()
+               or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
+    random_file = run_file_of(runs_dir, RANDOM_INIT, profile.seeds[0])
+    paths = prepare(profile, data_root, cifar_dir) if pending or not random_file.exists() else {}
+    if not random_file.exists() and not only:
+        result = run_random_init(profile_name, profile, profile.seeds[0], paths["train"],
+                                 paths["test"], work_dir / "random-init", random_file)
+        result.update(arm=RANDOM_INIT, base_settings=settings, benchmark="clutter")
+        result.update(extra_evaluation(result, profile, paths["root"],
+                                       (paths["clean_train"], paths["clean_test"]), "none"))
+        runs.write_run_file(random_file, result)
+    if jobs > 1 and len(pending) > 1:
+        run_parallel(pending, jobs, list(child_argv), work_dir / "logs",
+                     module="benchmarks.clutter")
+        pending = []
+    for i, (arm, seed) in enumerate(pending, 1):
+        print(f"[clutter] {i}/{len(pending)} {arm} seed {seed}: start", flush=True)
+        r = run_arm(profile_name, profile, arm, seed, paths, work_dir, runs_dir)
+        print(f"[clutter] {arm} seed {seed}: clutter kNN-20 {r['knn20_top1']:.2f}%, linear "
+              f"{r['linear_top1']:.2f}%; clean kNN-20 {r['clean_knn20_top1']:.2f}%; MaxBoxAcc "
+              f"{r['maxboxacc']:.1f}", flush=True)
+    return write_tables(out / profile_name, profile) if tables else None
+
+
+METRICS = (("knn20_top1", "kNN-20"), ("knn200_top1", "kNN-200"), ("linear_top1", "linear"),
+           ("clean_knn20_top1", "clean kNN-20"), ("clean_linear_top1", "clean linear"),
+           ("maxboxacc", "MaxBoxAcc"))
+SPATIAL = (("mask_in_box", "mask-in-box"), ("mask_in_box_best_map", "best map in box"),
+           ("border_share", "border share"), ("mask_entropy", "entropy"))
+
+
+def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
+    """``clutter.md/.csv``: per arm, mean +- std over seeds of every metric, the seed-noise
+    t-test (k-NN-20, linear, MaxBoxAcc) against its base method and against the uniform
+    control."""
+    loaded = [json.loads(p.read_text()) for p in sorted((profile_dir / RUNS_DIR).glob("*.json"))]
+    by_arm: Dict[str, List[Dict[str, Any]]] = {}
+    for r in loaded:
+        if "clean_knn20_top1" in r:
+            by_arm.setdefault(r["arm"], []).append(r)
+    rows = []
+    for arm in [RANDOM_INIT, *ARMS]:
+        group = by_arm.get(arm, [])
+        if not group:
+            continue
+        row = {"arm": arm, "seeds": ",".join(str(r["seed"]) for r in group)}
+        for key, label in METRICS + SPATIAL:
+            values = [r[key] for r in group if key in r]
+            if values:
+                mean, std = stats.mean_std(values)
+                row[label] = f"{mean:.2f}" + (f" +- {std:.2f}" if std is not None else "")
+        for ref_name, ref in (("vs base", BASE_OF.get(arm)),
+                              ("vs uniform", "ca_mask=uniform" if arm.startswith("swav_scaca")
+                               else None)):
+            if ref and ref in by_arm:
+                tests = []
+                for key, label in (("knn20_top1", "kNN-20"), ("linear_top1", "linear"),
+                                   ("maxboxacc", "MaxBoxAcc")):
+                    t = stats.pooled_ttest([r[key] for r in group], [r[key] for r in by_arm[ref]])
+                    if t["diff"] != "n/a":
+                        mark = {"yes": " *", "no": "", "n/a": " (n/a)"}[str(t["exceeds_noise"])]
+                        tests.append(f"{label} {t['diff']:+.2f}{mark}")
+                row[ref_name] = "; ".join(tests)
+        rows.append(row)
+    columns = ["arm", "seeds", *(label for _, label in METRICS + SPATIAL), "vs base",
+               "vs uniform"]
+    notes = (profile.why + "\n\nAccuracies in %, mean +- std over seeds. `vs base`: difference "
+             "of the means against the arm's base method (swav or byol), `vs uniform`: against "
+             "`ca_mask=uniform`; `*` where it exceeds the seed noise (two-sample t-test at 5%, "
+             "pooled std, `benchmarks/stats.py`). mask-in-box: the mask's mass in the object's "
+             "box over the box's share (1 = uniform, > 1 on the object); border share: mass on "
+             "the outer ring of map cells over its share (1 = uniform). LEWEL: mean over its "
+             "alignment maps, and the map most on the object.")
+    return write_table("clutter", "Clutter: can looking somewhere pay?", rows, columns,
+                       metadata(), notes, profile_dir)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
+    """Command-line entry point (also ``python3 -m benchmarks clutter``)."""
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks clutter", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                        metavar="ARM", help=f"default: all of {list(ARMS)}")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
+    add_campaign_arguments(parser, "clutter")
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--only", action="append", default=[], metavar="ARM@SEED")
+    parser.add_argument("--no-tables", action="store_true")
+    args = parser.parse_args(argv)
+    only = []
+    for item in args.only:
+        arm, sep, seed = item.rpartition("@")
+        if not sep or arm not in ARMS or not seed.isdigit():
+            parser.error(f"--only takes ARM@SEED with ARM one of {list(ARMS)}, got {item!r}")
+        only.append((arm, int(seed)))
+    if args.jobs < 1:
+        parser.error(f"--jobs={args.jobs}: allowed values are integers >= 1")
+    profile = PROFILES[args.profile]
+    for item in args.set:
+        profile = dataclasses.replace(profile, **profiles.parse_field(parser, profile, item))
+    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
+    child_argv = ["--profile", args.profile, "--out", str(args.out), "--data-root",
+                  str(args.data_root), "--cifar-dir", str(cifar_dir), "--work-dir",
+                  str(args.work_dir), *(f"--set={i}" for i in args.set)]
+    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
+                     args.work_dir.expanduser(), args.arms, args.seeds, only, args.jobs,
+                     child_argv, not args.no_tables)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""Does a CA objective prefer the object? Forward passes on a frozen SwAV checkpoint, before any
+training run (docs/method.md, "Objectives").
+
+    python3 -m benchmarks incentive --profile cpu [--ckpt SWAV.ckpt] [--clutter DIR]
+
+For every objective of ``solo_scaca.addon.objectives``, on clutter test images (two views each:
+random resized crops and flips of one canvas, as training draws them; the object's box follows
+the crop): the objective's loss with (a) uniform masks, (b) box masks (uniform inside the
+object's box) and (c) masks optimised for that loss alone (free per-image mask logits, backbone
+and head frozen), with the optimised masks' mask-in-box and border share. ``fixed`` has no free
+mask: its own mutual-nearest-neighbour mask stands in (c). ``attend`` pools the *partner*: its
+masks and boxes are the partner's. An objective passes when its loss prefers the box to the
+uniform mask and its optimised mask gathers in the box (thresholds in the table's notes); one
+that does not pass gets no training run.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import RESULTS, metadata, write_table
+from benchmarks.data import clutter_images, default_clutter_root
+from solo_scaca.addon import objectives as obj
+from solo_scaca.evaluation.box_metrics import border_share, box_coverage, box_masks, mask_in_box
+
+# passes: box loss below uniform by at least this many nats, and optimised mask-in-box >= this
+MIN_BOX_GAIN_NATS = 0.01
+MIN_OPTIMISED_IN_BOX = 1.2
+LAMBDA_BG, LAMBDA_AREA = 1.0, 0.1  # the complement objective's weights (its defaults)
+CROP_SCALE, CROP_RATIO = (0.2, 1.0), (3 / 4, 4 / 3)  # the clutter profile's crops
+
+
+@dataclasses.dataclass
+class Views:
+    """Two crops of each image through the frozen model (no gradient)."""
+
+    fmaps: List[torch.Tensor]      # per view, B x C x H x W spatial maps
+    codes: List[torch.Tensor]      # per view, B x K Sinkhorn codes of the whole-image feature
+    boxes: List[torch.Tensor]      # per view, B x 4 boxes in the crop's pixels
+    labels: torch.Tensor           # B class labels
+    image_size: int
+
+
+def crop_with_box(image: torch.Tensor, box: Sequence[float], size: int,
+                  generator: torch.Generator) -> Tuple[torch.Tensor, Tuple[float, ...]]:
+    """A random resized crop and flip (``random_crop``) that keeps at least one map cell's
+    area (an eighth of the side, squared) of the object's box; the whole image after 20
+    tries. The check is about where the object is, so a crop must hold some of it."""
+    for _ in range(20):
+        crop, moved = random_crop(image, box, size, generator)
+        if (moved[2] - moved[0]) * (moved[3] - moved[1]) >= (size / 8) ** 2:
+            return crop, moved
+    return random_crop(image, box, size, generator, whole=True)
+
+
+def random_crop(image: torch.Tensor, box: Sequence[float], size: int,
+                generator: torch.Generator,
+                whole: bool = False) -> Tuple[torch.Tensor, Tuple[float, ...]]:
+    """A random resized crop (CROP_SCALE, CROP_RATIO; ``whole``: the image) and flip of a
+    C x S x S image, resized to ``size``, and the box moved with it (clipped to the crop)."""
+    _, h, w = image.shape
+    for _ in range(10):
+        area = h * w * float(torch.empty(1).uniform_(*CROP_SCALE, generator=generator))
+        log_r = torch.empty(1).uniform_(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]),
+                                        generator=generator)
+        ratio = math.exp(float(log_r))
+        cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if not whole and 0 < cw <= w and 0 < ch <= h:
+            break
+    else:
+        cw, ch = w, h
+    x = int(torch.randint(0, w - cw + 1, (1,), generator=generator))
+    y = int(torch.randint(0, h - ch + 1, (1,), generator=generator))
+    crop = F.interpolate(image[None, :, y:y + ch, x:x + cw], size=(size, size), mode="bilinear",
+                         align_corners=False, antialias=True)[0]
+    x0, y0, x1, y1 = box
+    sx, sy = size / cw, size / ch
+    moved = [min(max((x0 - x) * sx, 0), size), min(max((y0 - y) * sy, 0), size),
+             min(max((x1 - x) * sx, 0), size), min(max((y1 - y) * sy, 0), size)]
+    if bool(torch.rand(1, generator=generator) < 0.5):
+        crop = crop.flip(-1)
+        moved = [size - moved[2], moved[1], size - moved[0], moved[3]]
+    return crop, tuple(moved)
+
+
+class FrozenSwAV:
+    """A trained SwAV model's backbone map, head and Sinkhorn, frozen."""
+
+    def __init__(self, model: torch.nn.Module, backbone_name: str):
+        from solo.utils.sinkhorn_knopp import SinkhornKnopp
+
+        from solo_scaca.addon.spatial_maps import SpatialMapHook
+
+        self.model = model.eval().requires_grad_(False)
+        self.hook = SpatialMapHook(model.backbone, backbone_name)
+        self.temperature = float(model.temperature)
+        self.sinkhorn = SinkhornKnopp(model.sk_iters, model.sk_epsilon, 1)
+
+    def head(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.model.prototypes(F.normalize(self.model.projector(feats), dim=1))
+
+    @torch.no_grad()
+    def codes(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.sinkhorn(logits.detach())
+
+    @torch.no_grad()
+    def fmap(self, images: torch.Tensor) -> torch.Tensor:
+        with self.hook.capture() as captured:
+            self.model.backbone(images)
+        return captured.fmap
+
+
+def make_views(frozen: FrozenSwAV, images: torch.Tensor, boxes: torch.Tensor,
+               labels: torch.Tensor, size: int, seed: int) -> Views:
+    """Two crops of every image (normalised as the host does), their maps and codes."""
+    from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+    mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
+    generator = torch.Generator().manual_seed(seed)
+    fmaps, codes, view_boxes = [], [], []
+    for _ in range(2):
+        crops, moved = zip(*(crop_with_box(img, box.tolist(), size, generator)
+                             for img, box in zip(images, boxes)))
+        fmap = frozen.fmap((torch.stack(crops) - mean) / std)
+        fmaps.append(fmap)
+        codes.append(frozen.codes(frozen.head(fmap.mean(dim=(2, 3)))))
+        view_boxes.append(torch.tensor(moved))
+    return Views(fmaps, codes, view_boxes, labels, size)
+
+
+def partners_of(views: Views, mode: str, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Each image's partner in the other view: ``prototype`` (the add-on's pairing by the codes)
+    or ``class`` (a random other image of the same class: the oracle). Returns the partner
+    indices and a mask of the pairs that count (``prototype``: code argmax shared)."""
+    from solo_scaca.addon.pairing import select_partners
+
+    b = views.labels.numel()
+    if mode == "prototype":
+        (_, index), _ = select_partners("prototype", views.codes)
+        keep = views.codes[0].argmax(1) == views.codes[1][index].argmax(1)
+        return index, keep
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.arange(b)
+    keep = torch.zeros(b, dtype=torch.bool)
+    for i in range(b):
+        same = (views.labels == views.labels[i]).nonzero().flatten()
+        same = same[same != i]
+        if len(same):
+            index[i] = same[torch.randint(len(same), (1,), generator=generator)]
+            keep[i] = True
+    return index, keep
+
+
+def objective_loss(name: str, frozen: FrozenSwAV, views: Views, masks: List[torch.Tensor],
+                   partner: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The objective's loss for the given masks (per view, B x H x W). Distributions for every
+    objective but ``complement`` (soft masks in (0, 1)) and ``attend`` (distributions over the
+    partner's locations, partner in the other view)."""
+    tau = frozen.temperature
+    f, q = views.fmaps, views.codes
+    losses = []
+    for v in range(2):
+        other = 1 - v
+        if name in ("self", "fixed"):
+            losses.append(obj.soft_cross_entropy(
+                q[other], frozen.head(obj.weighted_pool(f[v], masks[v])), tau))
+        elif name == "self_masked":
+            target = frozen.codes(frozen.head(obj.weighted_pool(f[other], masks[other])))
+            losses.append(obj.soft_cross_entropy(
+                target, frozen.head(obj.weighted_pool(f[v], masks[v])), tau))
+        elif name == "co":  # i (view v) against its partner j (the other view), both masked
+            target = frozen.codes(frozen.head(obj.weighted_pool(f[other], masks[other])))
+            loss = obj.soft_cross_entropy(
+                target[partner], frozen.head(obj.weighted_pool(f[v], masks[v])), tau)
+            losses.append(loss[keep])
+        elif name == "complement":
+            fg = frozen.head(obj.weighted_pool(f[v], masks[v]))
+            bg = frozen.head(obj.weighted_pool(f[v], 1 - masks[v]))
+            losses.append(obj.soft_cross_entropy(q[other], fg, tau)
+                          + LAMBDA_BG * obj.background_penalty(bg, q[other], tau)
+                          + LAMBDA_AREA * obj.area_prior(masks[v]))
+        elif name == "attend":  # i's other-view codes from its partner's attended parts
+            rebuilt = obj.weighted_pool(f[other][partner], masks[v])
+            losses.append(obj.soft_cross_entropy(q[other], frozen.head(rebuilt), tau)[keep])
+        else:
+            raise ValueError(f"objective {name!r}: allowed values are {obj.OBJECTIVES}")
+    return torch.cat(losses).mean()
+
+
+def reference_masks(name: str, views: Views, partner: torch.Tensor,
+                    kind: str) -> List[torch.Tensor]:
+    """Per view, the ``uniform`` or ``box`` masks in the form the objective takes."""
+    b, _, h, w = views.fmaps[0].shape
+    boxes = [views.boxes[1 - v][partner] if name == "attend" else views.boxes[v]
+             for v in range(2)]
+    if name == "complement":
+        if kind == "uniform":
+            return [torch.full((b, h, w), 0.5) for _ in range(2)]
+        return [box_coverage(bx, views.image_size, (h, w)) for bx in boxes]
+    if kind == "uniform":
+        return [torch.full((b, h, w), 1 / (h * w)) for _ in range(2)]
+    return [box_masks(bx, views.image_size, (h, w)) for bx in boxes]
+
+
+def own_masks(name: str, views: Views, partner: torch.Tensor, steps: int, lr: float,
+              frozen: FrozenSwAV, keep: torch.Tensor) -> List[torch.Tensor]:
+    """(c): masks optimised for the objective alone (free logits, Adam), or ``fixed``'s own
+    mutual-nearest-neighbour masks with the partner."""
+    if name == "fixed":
+        return [obj.mutual_nn_mask(views.fmaps[v], views.fmaps[1 - v][partner]) for v in range(2)]
+    b, _, h, w = views.fmaps[0].shape
+    logits = torch.zeros(2, b, h * w, requires_grad=True)
+    optimiser = torch.optim.Adam([logits], lr=lr)
+
+    def masks_of(x: torch.Tensor) -> List[torch.Tensor]:
+        m = torch.sigmoid(x) if name == "complement" else torch.softmax(x, dim=2)
+        return [m[v].view(b, h, w) for v in range(2)]
+
+    for _ in range(steps):
+        optimiser.zero_grad()
+        objective_loss(name, frozen, views, masks_of(logits), partner, keep).backward()
+        optimiser.step()
+    return [m.detach() for m in masks_of(logits)]
+
+
+def spatial_of(name: str, masks: List[torch.Tensor], views: Views,
+               partner: torch.Tensor) -> Tuple[float, float]:
+    """Mean mask-in-box and border share over both views (``attend``: the partner's box)."""
+    dist = [m / m.sum(dim=(1, 2), keepdim=True) for m in masks]  # soft masks -> distributions
+    boxes = [views.boxes[1 - v][partner] if name == "attend" else views.boxes[v] for v in range(2)]
+    valid = [(bx[:, 2] > bx[:, 0]) & (bx[:, 3] > bx[:, 1]) for bx in boxes]  # box still in crop
+    inside = torch.cat([mask_in_box(d[ok], bx[ok], views.image_size)
+                        for d, bx, ok in zip(dist, boxes, valid)])
+    border = torch.cat([border_share(d) for d in dist])
+    return float(inside.mean()), float(border.mean())
+
+
+PARTNERED = {"co", "attend", "fixed"}
+
+
+def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], steps: int,
+                   lr: float, seed: int,
+                   log: Callable[[str], None] = print) -> List[Dict[str, object]]:
+    """One row per (objective, partners): losses at (a), (b), (c), the optimised masks' spatial
+    metrics and the verdict."""
+    rows = []
+    for name in objectives:
+        for pairing in (("prototype", "class") if name in PARTNERED else ("-",)):
+            partner, keep = (partners_of(views, pairing, seed) if pairing != "-"
+                             else (torch.arange(views.labels.numel()),
+                                   torch.ones(views.labels.numel(), dtype=torch.bool)))
+            with torch.no_grad():
+                uniform = objective_loss(name, frozen, views,
+                                         reference_masks(name, views, partner, "uniform"),
+                                         partner, keep)
+                box = objective_loss(name, frozen, views,
+                                     reference_masks(name, views, partner, "box"), partner, keep)
+            masks = own_masks(name, views, partner, steps, lr, frozen, keep)
+            with torch.no_grad():
+                optimised = objective_loss(name, frozen, views, masks, partner, keep)
+            in_box, border = spatial_of(name, masks, views, partner)
+            passes = (float(uniform - box) >= MIN_BOX_GAIN_NATS
+                      and in_box >= MIN_OPTIMISED_IN_BOX)
+            same_class = float((views.labels[partner] == views.labels)[keep].float().mean())
+            row = {"objective": name, "partners": pairing,
+                   "pairs_counted": f"{int(keep.sum())}/{keep.numel()}",
+                   "partner_same_class": f"{same_class:.2f}" if pairing != "-" else "",
+                   "loss_uniform": f"{float(uniform):.3f}", "loss_box": f"{float(box):.3f}",
+                   "loss_own": f"{float(optimised):.3f}",
+                   "box_gain_nats": f"{float(uniform - box):+.3f}",
+                   "own_mask_in_box": f"{in_box:.2f}", "own_border_share": f"{border:.2f}",
+                   "verdict": "passes" if passes else "no training run"}
+            log(f"[incentive] {json.dumps(row)}")
+            rows.append(row)
+    return rows
+
+
+def load_swav(ckpt: Path) -> Tuple[torch.nn.Module, str, int]:
+    """The whole SwAV model of a pretraining checkpoint, its backbone name and crop size."""
+    from omegaconf import OmegaConf
+    from solo.methods import METHODS
+
+    from solo_scaca.host.checkpoints import load_checkpoint
+    from solo_scaca.host.export import read_pretrain_args
+
+    args = read_pretrain_args(ckpt)
+    if args["method"] not in ("swav", "swav_scaca"):
+        raise SystemExit(f"{ckpt} is a {args['method']!r} checkpoint: the incentive check "
+                         "needs swav (or swav_scaca)")
+    model = METHODS[args["method"]](OmegaConf.create(args))
+    state = load_checkpoint(ckpt)["state_dict"]
+    model.load_state_dict({k: v for k, v in state.items() if k != "queue"}, strict=False)
+    return model, args["backbone"]["name"], args["augmentations"][0]["crop_size"]
+
+
+def default_checkpoint() -> Optional[Path]:
+    """The clutter campaign's swav seed-0 checkpoint, if it is on this machine."""
+    from benchmarks.data import DEFAULT_WORK_DIR
+
+    found = sorted((DEFAULT_WORK_DIR / "clutter" / "swav" / "cpu" / "swav-seed0").rglob("*.ckpt"),
+                   key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    """Command-line entry point (also ``python3 -m benchmarks incentive``)."""
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks incentive", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="cpu", help="the results subfolder")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--ckpt", type=Path, default=None,
+                        help="a trained swav checkpoint (default: the clutter campaign's seed 0)")
+    parser.add_argument("--clutter", type=Path, default=default_clutter_root(),
+                        help="a clutter set (solo-scaca-clutter-data; default: the clutter "
+                             "campaign's cpu profile set)")
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=256, help="images per Sinkhorn batch")
+    parser.add_argument("--steps", type=int, default=200, help="optimisation steps of (c)")
+    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--objectives", nargs="+", choices=obj.OBJECTIVES,
+                        default=list(obj.OBJECTIVES))
+    args = parser.parse_args(argv)
+    ckpt = args.ckpt or default_checkpoint()
+    if ckpt is None:
+        parser.error("no --ckpt given and no clutter swav seed-0 checkpoint on this machine: run "
+                     "`python3 -m benchmarks clutter --profile cpu` first")
+    torch.manual_seed(args.seed)
+    model, backbone, size = load_swav(ckpt)
+    frozen = FrozenSwAV(model, backbone)
+    images, boxes, labels = clutter_images(args.clutter, args.images, size)
+    rows: Dict[Tuple[str, str], List[Dict[str, object]]] = {}
+    num_codes = 0
+    for start in range(0, len(images), args.batch):
+        part = slice(start, start + args.batch)
+        views = make_views(frozen, images[part], boxes[part], labels[part], size,
+                           args.seed + start)
+        num_codes = views.codes[0].shape[1]
+        for row in incentive_rows(frozen, views, args.objectives, args.steps, args.lr,
+                                  args.seed + start):
+            rows.setdefault((row["objective"], row["partners"]), []).append(row)
+    table = [average_rows(group) for group in rows.values()]
+    notes = (f"Frozen checkpoint `{ckpt.name}` ({backbone}, {size} px); {len(images)} clutter "
+             f"test images in Sinkhorn batches of {args.batch}, two crops each (scale "
+             f"{CROP_SCALE}, flips; no colour jitter; each crop keeps at least one map cell's area of the object); (c) {args.steps} Adam steps at lr "
+             f"{args.lr} on free mask logits. Losses in nats (ln K = "
+             f"{math.log(num_codes):.2f}), "
+             f"averaged over batches. An objective passes when the box mask lowers its loss by "
+             f">= {MIN_BOX_GAIN_NATS} nats and its optimised mask's mask-in-box is >= "
+             f"{MIN_OPTIMISED_IN_BOX}. `attend`: masks over the partner's locations, its box. "
+             f"`co`, `attend`: pairs counted are those kept (prototype: code argmax shared). "
+             f"complement: lambda_bg {LAMBDA_BG}, lambda_area {LAMBDA_AREA}.")
+    out = write_table("incentive", "Incentive check: does each CA objective prefer the object?",
+                      table, list(table[0]), metadata({"checkpoint": str(ckpt)}), notes,
+                      args.out / args.profile)
+    print(f"[incentive] -> {out}")
+    return out
+
+
+def average_rows(group: List[Dict[str, object]]) -> Dict[str, object]:
+    """Rows of one (objective, partners) over batches: numbers averaged, verdict recomputed."""
+    first = dict(group[0])
+    for key in ("loss_uniform", "loss_box", "loss_own", "box_gain_nats", "own_mask_in_box",
+                "own_border_share", "partner_same_class"):
+        if first[key] == "":
+            continue
+        value = sum(float(r[key]) for r in group) / len(group)
+        first[key] = f"{value:+.3f}" if key == "box_gain_nats" else (
+            f"{value:.2f}" if key.startswith("own") or key == "partner_same_class"
+            else f"{value:.3f}")
+    counted = [r["pairs_counted"].split("/") for r in group]
+    first["pairs_counted"] = f"{sum(int(a) for a, _ in counted)}/{sum(int(b) for _, b in counted)}"
+    passes = (float(first["box_gain_nats"]) >= MIN_BOX_GAIN_NATS
+              and float(first["own_mask_in_box"]) >= MIN_OPTIMISED_IN_BOX)
+    first["verdict"] = "passes" if passes else "no training run"
+    return first
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The clutter campaign (``python3 -m benchmarks clutter``) and the incentive check
+(``python3 -m benchmarks incentive``) on tiny sizes."""
+
+import json
+
+import pytest
+import torch
+
+from benchmarks import clutter, incentive
+from benchmarks import data as bench_data
+from benchmarks.__main__ import main as bench_main
+from benchmarks.cam import make_tiny_checkpoint
+from solo_scaca.data.clutter import generate_clutter
+from tests.test_benchmarks import _cifar_dir, _csv
+from tests.test_clutter import solid_cifar
+
+ARMS = ["swav_scaca (default)", "swav_lewel"]
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    base = tmp_path_factory.mktemp("clutter")
+    cifar = bench_data.sample_cifar(_cifar_dir(), base / "cifar10", train_per_class=8,
+                                    test_per_class=4)
+    argv = ["clutter", "--profile", "tiny", "--out", str(base / "results"), "--cifar-dir",
+            str(cifar), "--data-root", str(cifar), "--work-dir",
+            str(base / "work"), "--arms", *ARMS]
+    bench_main(argv)
+    return {"argv": argv, "dir": base / "results" / "tiny"}
+
+
+def test_clutter_table_has_accuracies_localization_and_spatial_metrics(campaign):
+    columns, rows = _csv(campaign["dir"] / "clutter.csv")
+    by_arm = {r["arm"]: r for r in rows}
+    assert list(by_arm) == ["random init", *(a for a in clutter.ARMS if a in ARMS)]
+    for row in by_arm.values():
+        for key in ("kNN-20", "linear", "clean kNN-20", "clean linear", "MaxBoxAcc"):
+            assert 0 <= float(row[key]) <= 100
+    assert by_arm["random init"]["mask-in-box"] == ""
+    for arm in ARMS:  # masks (swav_scaca) and alignment maps (swav_lewel) measured
+        assert float(by_arm[arm]["mask-in-box"]) > 0
+        assert float(by_arm[arm]["border share"]) > 0
+        assert 0 < float(by_arm[arm]["entropy"]) <= 1
+    assert float(by_arm["swav_lewel"]["best map in box"]) >= float(by_arm["swav_lewel"]["mask-in-box"])
+
+
+def test_clutter_campaign_resumes_and_finishes_an_interrupted_evaluation(campaign):
+    runs_dir = campaign["dir"] / clutter.RUNS_DIR
+    path = clutter.run_file_of(runs_dir, "swav_lewel", 0)
+    before = {p.name: p.stat().st_mtime for p in runs_dir.glob("*.json")}
+    bench_main(campaign["argv"])  # everything done: nothing is rerun
+    assert before == {p.name: p.stat().st_mtime for p in runs_dir.glob("*.json")}
+    run = json.loads(path.read_text())
+    pretrained_in = run["pretrain_s"]
+    for key in [k for k in run if k.startswith("clean_") or k in ("maxboxacc", "mask_in_box")]:
+        del run[key]  # as if stopped after the pretraining's evaluation
+    path.write_text(json.dumps(run))
+    bench_main(campaign["argv"])
+    redone = json.loads(path.read_text())
+    assert "clean_knn20_top1" in redone and "mask_in_box" in redone
+    assert redone["pretrain_s"] == pretrained_in  # not pretrained again
+
+
+def _stub_views(n: int = 32, classes: int = 4, seed: int = 0):
+    """Maps where only the object's 2 x 2 cells carry the class (a one-hot direction); the
+    rest is strong noise. Codes: the class."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    fmaps, boxes = [], []
+    for _ in range(2):
+        fmap = 3 * torch.randn(n, 8, 4, 4, generator=g)
+        view_boxes = []
+        for i in range(n):
+            y, x = (int(v) for v in torch.randint(0, 3, (2,), generator=g))
+            fmap[i, :, y:y + 2, x:x + 2] = 0
+            fmap[i, int(labels[i]), y:y + 2, x:x + 2] = 4.0
+            view_boxes.append((8 * x, 8 * y, 8 * x + 16, 8 * y + 16))  # 32 px image, 8 px cells
+        fmaps.append(fmap)
+        boxes.append(torch.tensor(view_boxes, dtype=torch.float))
+    codes = torch.nn.functional.one_hot(labels, classes).float()
+    return incentive.Views(fmaps, [codes, codes], boxes, labels, 32)
+
+
+class _StubHead:
+    """A frozen 'SwAV': logits are the first ``classes`` channels, codes their argmax."""
+    temperature = 0.1
+
+    def head(self, feats):
+        return feats[:, :4]
+
+    def codes(self, logits):
+        return torch.nn.functional.one_hot(logits.detach().argmax(1), 4).float()
+
+
+def test_incentive_rows_find_the_object_where_only_the_object_predicts_the_code():
+    rows = incentive.incentive_rows(_StubHead(), _stub_views(), ["self", "self_masked"],
+                                    steps=60, lr=0.2, seed=0, log=lambda _: None)
+    by = {r["objective"]: r for r in rows}
+    assert float(by["self"]["loss_box"]) < float(by["self"]["loss_uniform"])
+    assert float(by["self"]["own_mask_in_box"]) > 1.5  # optimised masks gather on the object
+    assert by["self"]["verdict"] == "passes"
+
+
+def test_incentive_command_on_a_tiny_checkpoint(tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / "swav" / "model.ckpt", "swav")
+    root = generate_clutter(tmp_path / "clutter", solid_cifar(tmp_path / "cifar"), 2, 4)
+    out = incentive.main(["--ckpt", str(ckpt), "--clutter", str(root), "--out",
+                          str(tmp_path / "out"), "--profile", "tiny", "--images", "16",
+                          "--batch", "16", "--steps", "3"])
+    text = out.read_text()
+    for name in ("self", "self_masked", "co", "complement", "fixed", "attend"):
+        assert f"| {name} |" in text
+    columns, rows = _csv(out.with_suffix(".csv"))
+    assert {r["verdict"] for r in rows} <= {"passes", "no training run"}
+    assert {r["partners"] for r in rows if r["objective"] == "co"} == {"prototype", "class"}

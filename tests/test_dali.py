@@ -230,3 +230,149 @@ def test_pretrain_command_with_dali_on_cpu(small_toy, tmp_path):
     ckpt = torch.load(ckpts[0], map_location="cpu")
     assert ckpt["epoch"] == 0 and ckpt["global_step"] == 2  # 20 images, batch 8, drop last
     assert any(k.startswith("ca_head.") for k in ckpt["state_dict"])
+
+
+# ------------------------------------------------------------------ CIFAR at 32 px, seeds, PNG
+def _cifar_dir() -> Path:
+    """CIFAR-10 tarballs of the project's shared data; skipped, with the reason, without them."""
+    from benchmarks.data import shared_data_dir
+
+    cifar = shared_data_dir() / "cifar10"
+    missing = [n for n in ("train.tar.gz", "test.tar.gz") if not (cifar / n).exists()]
+    if missing:
+        pytest.skip(f"the real CIFAR-10 tarballs {missing} are not in {cifar}: these tests need "
+                    "the project's shared data (../shared/data beside the repository, or set "
+                    "SOLO_SCACA_SHARED_DATA)")
+    return cifar
+
+
+@pytest.fixture(scope="module")
+def cifar_and_clutter(tmp_path_factory):
+    """Real CIFAR-10 JPEGs (4 train, 2 test per class, 32 px) and a clutter set made of them
+    (PNG canvases of 32 px)."""
+    from benchmarks.data import sample_cifar
+    from solo_scaca.data.clutter import generate_clutter
+
+    base = tmp_path_factory.mktemp("dali-cifar")
+    cifar = sample_cifar(_cifar_dir(), base / "cifar10", train_per_class=4, test_per_class=2)
+    clutter = generate_clutter(base / "clutter", cifar, train_per_class=4, test_per_class=2)
+    return {"cifar": cifar, "clutter": clutter}
+
+
+def spatial_augmentations(crop_size=32):
+    """The controls' and clutter campaign's augmentation (profiles' SPATIAL_AUGMENTATION on the
+    custom config's symmetric pipeline: 2 crops)."""
+    aug = swav_augmentations(crop_size)[0]
+    aug.rrc.crop_min_scale = 0.2
+    aug.color_jitter.saturation = 0.4
+    aug.gaussian_blur.prob = 0.0
+    aug.num_crops = 2
+    return aug
+
+
+def pretrain_module(path, dataset="custom", seed=None, batch_size=8):
+    aug = spatial_augmentations()
+    transform = FullTransformPipeline([NCropAugmentation(
+        dali_cpu.build_transform_pipeline_dali(dataset, aug, dali_device="cpu"), aug.num_crops)])
+    dm = dali_cpu.PretrainDALIDataModule(dataset, path, transform, 2, 0, batch_size=batch_size,
+                                         num_workers=1, dali_device="cpu", seed=seed)
+    dm.trainer = FakeTrainer()
+    dm.setup()
+    return dm
+
+
+@pytest.mark.parametrize("data", ["cifar", "clutter"])
+def test_cpu_pipeline_serves_32px_jpeg_and_png_folders(cifar_and_clutter, data):
+    """What the gpu profile reads: CIFAR-10's JPEGs and the clutter set's PNGs at 32 px, the
+    campaign's augmentation, ``data.dataset=custom``: two 32 px crops per image, normalised,
+    every image once per epoch with its folder's label."""
+    need_dali()
+    dm = pretrain_module(cifar_and_clutter[data] / "train")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 5  # 40 images, batch 8
+    labels = []
+    for _, crops, targets in batches:
+        assert [tuple(c.shape) for c in crops] == [(8, 3, 32, 32)] * 2
+        assert all(torch.isfinite(c).all() and c.std() > 0.2 for c in crops)
+        labels += targets.tolist()
+    assert sorted(labels) == sorted(list(range(10)) * 4)
+
+
+def test_host_pipeline_ignores_the_run_seed_and_the_fill_in_uses_it(cifar_and_clutter):
+    """The host's module seeds DALI with 12 whatever the run's seed (seed_everything does not
+    reach it); ``seed=`` gives each seed its own image order and augmentations."""
+    need_dali()
+    from lightning.pytorch import seed_everything
+
+    train = cifar_and_clutter["cifar"] / "train"
+
+    def first_batch(seed_everything_to, seed):
+        seed_everything(seed_everything_to)
+        _, crops, targets = next(iter(pretrain_module(train, seed=seed).train_dataloader()))
+        return crops[0].clone(), targets.clone()
+
+    host_0, host_1 = first_batch(0, None), first_batch(1, None)
+    assert torch.equal(host_0[0], host_1[0]) and torch.equal(host_0[1], host_1[1])
+    assert torch.equal(first_batch(0, 12)[0], host_0[0])  # seed=None is the host's 12
+    ours_0, ours_1 = first_batch(0, 0), first_batch(0, 1)
+    assert not torch.equal(ours_0[0], ours_1[0])
+    assert torch.equal(first_batch(5, 0)[0], ours_0[0])  # the same seed draws the same
+
+
+def test_gpu_setup_with_a_seed_is_the_hosts_builder_with_it(small_toy, monkeypatch):
+    need_dali()
+    calls = record_pipeline_calls(monkeypatch, host.PretrainPipelineBuilder)
+    dm = dali_cpu.PretrainDALIDataModule("custom", small_toy / "train", dali_transform("gpu"),
+                                         2, 0, batch_size=4, num_workers=1, dali_device="gpu",
+                                         seed=7)
+    dm.trainer = FakeTrainer(local_rank=1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    with pytest.raises(Built):
+        dm.setup()
+    assert calls == [{"builder": host.PretrainPipelineBuilder, "attr_device_id": 1,
+                      "batch_size": 4, "num_threads": 1, "device_id": 1, "seed": 8}]
+
+
+def test_parse_cfg_for_folders_lets_cifar_folders_use_dali(cifar_and_clutter, tmp_path):
+    """The host's parse_cfg refuses data.format=dali for data.dataset=cifar10; the plugin's
+    wrapper accepts it for CIFAR image folders only (the CIFAR stem and mean/std stay)."""
+    need_dali()
+    from solo.args.pretrain import parse_cfg
+
+    from benchmarks.tiny_models import make_cfg
+    from solo_scaca.host.cifar_folders import parse_cfg_for_folders
+
+    def cfg(train_path, dataset="cifar10"):
+        c = make_cfg().copy()  # any parsed pretraining config will do
+        c.data.update(dataset=dataset, format="dali", train_path=str(train_path))
+        return c
+
+    folders = cifar_and_clutter["cifar"] / "train"
+    with pytest.raises(AssertionError):
+        parse_cfg(cfg(folders))
+    parsed = parse_cfg_for_folders(parse_cfg)(cfg(folders))
+    assert parsed.data.format == "dali" and parsed.data.dataset == "cifar10"
+    with pytest.raises(AssertionError):  # not image folders: the host's check stands
+        parse_cfg_for_folders(parse_cfg)(cfg(tmp_path))
+    assert parse_cfg_for_folders(parse_cfg)(cfg(folders, "custom")).data.format == "dali"
+
+
+def test_pretrain_command_with_dali_keeps_the_cifar_stem(cifar_and_clutter, tmp_path):
+    """``data.dataset=cifar10 data.format=dali`` on CIFAR folders through the plugin's command:
+    ResNet-18 with the host's CIFAR stem (3x3 conv1, no max-pool) at 32 px."""
+    need_dali()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    cmd = ["solo-scaca-pretrain", "--config-name", "swav_scaca_toy", "data.dataset=cifar10",
+           f"data.train_path={cifar_and_clutter['cifar'] / 'train'}",
+           f"checkpoint.dir={tmp_path / 'm'}", "max_epochs=1", "optimizer.batch_size=8",
+           "data.num_workers=1", "augmentations.0.crop_size=32", "data.format=dali",
+           "++dali.device=cpu", "++seed=3"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{cmd} failed:\n{log[-5000:]}"
+    ckpt = torch.load(next((tmp_path / "m").rglob("*-ep=0.ckpt")), map_location="cpu")
+    assert ckpt["global_step"] == 5  # 40 images, batch 8
+    assert tuple(ckpt["state_dict"]["backbone.conv1.weight"].shape) == (64, 3, 3, 3)

@@ -28,7 +28,11 @@ from solo.utils.misc import make_contiguous
 
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
-from solo_scaca.host.cifar_folders import classification_loaders, loading_name
+from solo_scaca.host.cifar_folders import (
+    classification_loaders,
+    loading_name,
+    parse_cfg_for_folders,
+)
 from solo_scaca.host.named_errors import name_unreadable_images
 
 
@@ -74,6 +78,7 @@ def _train_data(cfg: DictConfig) -> dict:
             num_small_crops=cfg.data.num_small_crops,
             no_labels=cfg.data.no_labels,
             encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels,
+            seed=cfg.seed,  # the host's module would seed every run's pipeline with 12
         )
         val_loader = _val_loader(cfg)
         if val_loader is not None:  # Lightning rejects a val_dataloader that returns None
@@ -99,7 +104,8 @@ def pretrain(cfg: DictConfig) -> Optional[str]:
     Returns:
         the path of the last checkpoint the host's Checkpointer wrote, if any.
     """
-    cfg = prepare_cfg(cfg, parse_cfg)
+    # CIFAR image folders keep their dataset name (and stem) with data.format=dali too
+    cfg = prepare_cfg(cfg, parse_cfg_for_folders(parse_cfg))
     seed_everything(cfg.seed)
     if cfg.method not in METHODS:
         raise ValueError(f"method={cfg.method!r} is unknown: allowed values are {list(METHODS)}")

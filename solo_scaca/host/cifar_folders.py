@@ -6,10 +6,15 @@ the data through torchvision's CIFAR classes, which download it. With image fold
 commands keep the dataset name (so the model, its stem and the CIFAR transforms are the host's)
 and read the folders through the host's ``custom`` ImageFolder path. The host's own scripts keep
 their behaviour.
+
+With ``data.format=dali`` the host's ``parse_cfg`` accepts only ``imagenet100``, ``imagenet``
+and ``custom``, although its DALI pretraining module reads any image folder and its DALI
+augmentations have CIFAR's mean and std: ``parse_cfg_for_folders`` lets CIFAR image folders
+through that check (and only those), so DALI pretraining keeps the CIFAR stem too.
 """
 
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 from solo.data.classification_dataloader import (
     prepare_data,
@@ -17,6 +22,7 @@ from solo.data.classification_dataloader import (
     prepare_datasets,
     prepare_transforms,
 )
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 CIFAR = ("cifar10", "cifar100")
@@ -63,3 +69,24 @@ def classification_loaders(
     train, val = prepare_datasets("custom", t_train, t_val, train_data_path=train_path,
                                   val_data_path=val_path, data_format="image_folder")
     return prepare_dataloaders(train, val, batch_size=batch_size, num_workers=num_workers)
+
+
+def parse_cfg_for_folders(parse_cfg: Callable[[DictConfig], DictConfig]
+                          ) -> Callable[[DictConfig], DictConfig]:
+    """The host's pretraining ``parse_cfg``, which also accepts ``data.format=dali`` for CIFAR
+    image folders: its only use of ``data.format`` is the assertion that a DALI dataset is
+    ``imagenet100``, ``imagenet`` or ``custom``, so it parses such a config with
+    ``image_folder`` and sets ``dali`` back. Any other config goes to ``parse_cfg`` as is."""
+
+    def parse(cfg: DictConfig) -> DictConfig:
+        if not (cfg.data.get("format") == "dali" and cfg.data.dataset in CIFAR
+                and is_image_folder(cfg.data.train_path)):
+            return parse_cfg(cfg)
+        cfg.data.format = "image_folder"
+        try:
+            cfg = parse_cfg(cfg)
+        finally:
+            cfg.data.format = "dali"
+        return cfg
+
+    return parse

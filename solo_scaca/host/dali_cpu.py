@@ -1,5 +1,5 @@
-"""The host's NVIDIA DALI data modules, able to run with ``dali.device=cpu`` on a machine
-without a GPU.
+"""The host's NVIDIA DALI data modules, with two fill-ins: ``dali.device=cpu`` on a machine
+without a GPU, and the run's seed.
 
 The host (solo-learn 1.0.6) always builds its DALI pipelines with ``device_id`` = the local
 rank. DALI (2.x) builds a pipeline without CUDA only when ``device_id=None``, so the host's
@@ -7,12 +7,18 @@ rank. DALI (2.x) builds a pipeline without CUDA only when ``device_id=None``, so
 GPU DALI pipeline while CUDA is not available"). Everything else of the host's CPU path works
 (CPU decoder, augmentations, iterator wrappers, label/index decoding).
 
+The host's pretraining module also never passes the run's seed to its pipeline: every run
+draws the builder's default, ``12 + local rank``, so runs of different ``seed`` read the same
+image order and the same augmentations (``seed_everything`` does not reach DALI).
+``PretrainDALIDataModule(seed=cfg.seed)`` gives the pipeline ``seed + local rank`` instead.
+
 The classes here are the host's, with one change when the DALI device is ``cpu``: the
 pipeline builders give DALI ``device_id=None`` (a CPU-only pipeline, which is all a ``cpu``
-pipeline holds). Seeds stay the host's: ``seed + local rank``. With ``dali.device=gpu``
-everything is the host's, unchanged.
+pipeline holds). With ``dali.device=gpu`` and no ``seed`` everything is the host's, unchanged.
+docs/development.md lists what the host's DALI modules cannot serve and why.
 """
 
+import functools
 from typing import Any, Dict, Optional
 from unittest import mock
 
@@ -80,14 +86,23 @@ class CustomNormalPipelineBuilder(_CPUDeviceIdMixin, _host.CustomNormalPipelineB
 
 class PretrainDALIDataModule(_host.PretrainDALIDataModule):
     """The host's ``PretrainDALIDataModule``; with ``dali_device="cpu"`` its pipeline is built
-    CPU-only, so it also runs without a GPU."""
+    CPU-only, so it also runs without a GPU. ``seed`` (the run's seed; None: the host's 12)
+    seeds the pipeline with ``seed + local rank``, as the host does with its own 12."""
+
+    def __init__(self, *args, seed: Optional[int] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pipeline_seed = seed
 
     def setup(self, stage: Optional[str] = None):
         _check_gpu_available(self.dali_device)
-        if self.dali_device != "cpu":
+        builder = PretrainPipelineBuilder if self.dali_device == "cpu" else None
+        if self.pipeline_seed is not None:
+            builder = functools.partial(builder or _host.PretrainPipelineBuilder,
+                                        seed=self.pipeline_seed)
+        if builder is None:
             return super().setup(stage)
         # the host's setup names its builder class directly: give it ours for this call
-        with mock.patch.object(_host, "PretrainPipelineBuilder", PretrainPipelineBuilder):
+        with mock.patch.object(_host, "PretrainPipelineBuilder", builder):
             return super().setup(stage)
 
 

@@ -83,7 +83,7 @@ def test_feature_keys_are_the_raw_spatial_cross_correlation():
     torch.manual_seed(0)
     fmaps = [torch.randn(4, 8, 3, 3, requires_grad=True) for _ in range(2)]
     partners = [(1, torch.tensor([1, 2, 3, 0])), (0, torch.tensor([3, 0, 1, 2]))]
-    feats, masks, _ = ca(fmaps, partners)
+    feats, masks = ca(fmaps, partners)[:2]
     q = F.normalize(fmaps[0].flatten(2), dim=1)
     k = F.normalize(fmaps[1].flatten(2), dim=1)[partners[0][1]]
     torch.testing.assert_close(masks[0].flatten(1), cross_correlation_mask(q, k, 0.1, 0.1))

@@ -1,8 +1,9 @@
-"""Spatial cross-attention mask between an image and its partner (docs/method.md sections 2 and 6).
+"""Spatial cross-attention mask between an image and its partner (docs/method.md sections 2 and 6),
+and the masked features each CA objective trains on (``objective``, docs/method.md section 10).
 
 The add-on's only learnable part: 1x1 projections ``phi_q`` and ``phi_k`` (none with
-``keys="features"`` or ``mask="uniform"``). It lives outside the backbone, so dropping it for
-inference changes no backbone weight.
+``keys="features"``, ``mask="uniform"`` or ``objective="fixed"``). It lives outside the
+backbone, so dropping it for inference changes no backbone weight.
 """
 
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
@@ -10,6 +11,8 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from solo_scaca.addon import objectives as obj
 
 MASK_MODES = ("cross", "uniform")
 KEY_MODES = ("learned", "features")
@@ -75,8 +78,24 @@ def masked_pool(fmap: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class CrossAttentionOutput(NamedTuple):
     feats: List[torch.Tensor]  # per view, the masked features (B x C)
-    masks: List[torch.Tensor]  # per view, the masks (B x H x W)
+    masks: List[torch.Tensor]  # per view, the masks (B x H x W; ``attend``: over the partner's)
     probe_masks: List[torch.Tensor]  # per view, masks with the probe partners (no gradient)
+    # ``co``: per view, each partner's feature masked by its own co-attention mask (B x C)
+    partner_feats: List[torch.Tensor] = []
+    # ``complement``: per view, what the mask leaves out, pooled from the detached map (B x C),
+    # and the soft mask's area (B)
+    background: List[torch.Tensor] = []
+    area: List[torch.Tensor] = []
+
+
+class Pooled(NamedTuple):
+    """One view's result of an objective's pooling."""
+
+    feat: torch.Tensor
+    mask: torch.Tensor  # B x U, a distribution
+    partner_feat: Optional[torch.Tensor] = None
+    background: Optional[torch.Tensor] = None
+    area: Optional[torch.Tensor] = None
 
 
 class SpatialCrossAttention(nn.Module):
@@ -89,6 +108,7 @@ class SpatialCrossAttention(nn.Module):
         mask: str = "cross",
         keys: str = "learned",
         response: str = "logsumexp",
+        objective: str = "self",
     ):
         """Cross-attention between the spatial maps of paired images.
 
@@ -102,35 +122,71 @@ class SpatialCrossAttention(nn.Module):
             keys: ``learned`` (``phi_q``, ``phi_k``), or ``features`` (Q = K = the backbone's
                 map L2-normalised over channels: the raw spatial cross-correlation).
             response: one of ``RESPONSE_MODES`` (see ``location_response``).
+            objective: one of ``objectives.OBJECTIVES``: how the masked features are made
+                (``co``: both images masked; ``complement``: a soft mask and what it leaves
+                out; ``fixed``: mutual nearest neighbours, no learned projections; ``attend``:
+                the image rebuilt from its partner's attended locations).
         """
         super().__init__()
         for name, value, allowed in (
             ("mask", mask, MASK_MODES), ("keys", keys, KEY_MODES),
-            ("response", response, RESPONSE_MODES),
+            ("response", response, RESPONSE_MODES), ("objective", objective, obj.OBJECTIVES),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is invalid: allowed values are {allowed}")
-        learned = mask == "cross" and keys == "learned"
+        if response == "contrast" and objective not in ("self", "self_masked"):
+            raise ValueError(f"response='contrast' is invalid with objective={objective!r}: "
+                             "allowed with objectives 'self' and 'self_masked'")
+        learned = mask == "cross" and keys == "learned" and objective != "fixed"
         self.phi_q = nn.Conv2d(in_dim, ca_dim, kernel_size=1) if learned else None
         self.phi_k = nn.Conv2d(in_dim, ca_dim, kernel_size=1) if learned else None
         self.attn_temperature = attn_temperature
         self.mask_temperature = mask_temperature
         self.mask, self.keys, self.response = mask, keys, response
+        self.objective = objective
 
     def _project(self, layer: Optional[nn.Module], fmap: torch.Tensor) -> torch.Tensor:
         return F.normalize((fmap if layer is None else layer(fmap)).flatten(2), dim=1)
 
-    def _masks(self, queries, keys, partners: Partners, negatives: Optional[Partners]):
-        out = []
-        for v, (q, (view, index)) in enumerate(zip(queries, partners)):
-            negative = None
-            if negatives is not None:
-                neg_view, neg_index = negatives[v]
-                negative = keys[neg_view][neg_index]
-            out.append(cross_correlation_mask(
-                q, keys[view][index], self.attn_temperature, self.mask_temperature,
-                self.response, negative,
-            ))
+    def _pool(self, query: torch.Tensor, key: torch.Tensor, fmap: torch.Tensor,
+              partner_fmap: torch.Tensor, negative_key: Optional[torch.Tensor]) -> Pooled:
+        """One view: the objective's masked feature of each image given its partner's keys and
+        map (``query``/``key``: B x d x U, ``fmap``/``partner_fmap``: B x C x H x W)."""
+        tau_a, tau_m = self.attn_temperature, self.mask_temperature
+        if self.objective == "co":
+            r_i, r_j = obj.co_responses(query, key, tau_a)
+            m_i, m_j = torch.softmax(r_i / tau_m, dim=1), torch.softmax(r_j / tau_m, dim=1)
+            return Pooled(masked_pool(fmap, m_i), m_i, masked_pool(partner_fmap, m_j))
+        if self.objective == "complement":
+            soft = obj.complement_mask(location_response(query, key, tau_a, self.response), tau_m)
+            return Pooled(obj.weighted_pool(fmap, soft), soft / soft.sum(dim=1, keepdim=True),
+                          background=obj.weighted_pool(fmap.detach(), 1 - soft),
+                          area=soft.mean(dim=1))
+        if self.objective == "fixed":
+            m = obj.mutual_nn_mask(fmap, partner_fmap).flatten(1)
+            return Pooled(masked_pool(fmap, m), m)
+        if self.objective == "attend":
+            feat, attn = obj.attend_pool(query, key, partner_fmap, tau_a, tau_m)
+            return Pooled(feat, attn)
+        m = cross_correlation_mask(query, key, tau_a, tau_m, self.response, negative_key)
+        return Pooled(masked_pool(fmap, m), m)
+
+    def _uniform(self, fmaps: Sequence[torch.Tensor], partner_maps, partners: Partners,
+                 probes: Optional[Partners]) -> CrossAttentionOutput:
+        """Each objective's extra-loss control: every mask uniform (GAP; ``attend``: the
+        partner's GAP; ``co``: both GAPs; ``complement``: a flat half mask, so fg = bg)."""
+        batch, grid = fmaps[0].size(0), fmaps[0].shape[2:]
+        uniform = [torch.full((f.size(0), *grid), 1 / grid.numel(), device=f.device)
+                   for f in fmaps]
+        gap = [f.mean(dim=(2, 3)) for f in fmaps]
+        partner_gap = [partner_maps[view][index].mean(dim=(2, 3)) for view, index in partners]
+        feats = partner_gap if self.objective == "attend" else gap
+        out = CrossAttentionOutput(feats, uniform, uniform if probes is not None else [])
+        if self.objective == "co":
+            out = out._replace(partner_feats=partner_gap)
+        if self.objective == "complement":
+            out = out._replace(background=[g.detach() for g in gap],
+                               area=[torch.full((batch,), 0.5, device=g.device) for g in gap])
         return out
 
     def forward(
@@ -146,33 +202,51 @@ class SpatialCrossAttention(nn.Module):
         Args:
             fmaps: per view, the backbone's spatial map F_v (B x C x H x W).
             partners: per view, ``(partner_view, partner_index)`` from ``select_partners``.
-            gather: when partners come from every process, gathers the keys of all
-                processes (with gradient), in the order the partner indices use.
+            gather: when partners come from every process, gathers the keys (and the maps the
+                objective pools from partners) of all processes (with gradient), in the order
+                the partner indices use.
             negatives: per view, the negative images of ``response="contrast"``, as partners.
             probes: per view, other partners whose masks are computed without gradient, for
                 the mechanism metrics (does the mask depend on the partner?).
 
         Returns:
-            per view, the masked features (B x C), the masks (B x H x W) and the probe masks.
+            per view, the masked features (B x C), the masks (B x H x W), the probe masks and
+            the objective's extras (see ``CrossAttentionOutput``).
         """
         batch, grid = fmaps[0].size(0), fmaps[0].shape[2:]
+        partner_maps = list(fmaps)
+        if gather is not None and self.objective in ("co", "fixed", "attend"):
+            partner_maps = [gather(f) for f in fmaps]
         if self.mask == "uniform":
-            uniform = [torch.full((f.size(0), *grid), 1 / grid.numel(), device=f.device)
-                       for f in fmaps]
-            return CrossAttentionOutput([f.mean(dim=(2, 3)) for f in fmaps], uniform,
-                                        uniform if probes is not None else [])
+            return self._uniform(fmaps, partner_maps, partners, probes)
         if self.response == "contrast" and negatives is None:
             raise ValueError("response='contrast' needs negatives")
         queries = [self._project(self.phi_q, f) for f in fmaps]
         keys = [self._project(self.phi_k, f) for f in fmaps]
         if gather is not None:
             keys = [gather(k) for k in keys]
-        masks = self._masks(queries, keys, partners, negatives)
-        feats = [masked_pool(f, m) for f, m in zip(fmaps, masks)]
+
+        def pool_all(pairs: Partners, detach: bool) -> List[Pooled]:
+            out = []
+            for v, (view, index) in enumerate(pairs):
+                negative = None
+                if negatives is not None:
+                    negative = keys[negatives[v][0]][negatives[v][1]]
+                q, k, f, fj = queries[v], keys[view][index], fmaps[v], partner_maps[view][index]
+                if detach:
+                    q, k, f, fj = q.detach(), k.detach(), f.detach(), fj.detach()
+                    negative = None if negative is None else negative.detach()
+                out.append(self._pool(q, k, f, fj, negative))
+            return out
+
+        pooled = pool_all(partners, detach=False)
         probe_masks = []
         if probes is not None:
             with torch.no_grad():
-                probe_masks = [m.view(batch, *grid) for m in self._masks(
-                    [q.detach() for q in queries], [k.detach() for k in keys], probes, negatives
-                )]
-        return CrossAttentionOutput(feats, [m.view(batch, *grid) for m in masks], probe_masks)
+                probe_masks = [p.mask.view(batch, *grid) for p in pool_all(probes, True)]
+        return CrossAttentionOutput(
+            [p.feat for p in pooled], [p.mask.view(batch, *grid) for p in pooled], probe_masks,
+            [p.partner_feat for p in pooled if p.partner_feat is not None],
+            [p.background for p in pooled if p.background is not None],
+            [p.area for p in pooled if p.area is not None],
+        )

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from solo.utils.misc import omegaconf_select
 
 from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
-from solo_scaca.addon.method_addon import check_number
+from solo_scaca.addon.config import check_number
 from solo_scaca.addon.spatial_maps import SPATIAL_SPECS, SpatialMapHook
 
 LEWEL_KEYS = ("lewel_weight", "lewel_num_maps", "lewel_temperature", "lewel_hidden_dim")

@@ -7,62 +7,23 @@ the online head ``h`` applied to a masked feature, the targets of its loss, the 
 masked outputs in place of the online ones, and (where it has them) the codes for pairing.
 """
 
-import numbers
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import omegaconf
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 from lightning.pytorch.utilities import rank_zero_warn
 from solo.utils.misc import concat_all_gather_no_grad, get_rank, omegaconf_select
 from solo.utils.misc import gather as all_gather_with_grad
 
-from solo_scaca.addon.cross_attention import (
-    KEY_MODES,
-    MASK_MODES,
-    RESPONSE_MODES,
-    SpatialCrossAttention,
-)
+from solo_scaca.addon import objectives as obj
+from solo_scaca.addon.config import CA_SCHEMA, Spec, apply_schema
+from solo_scaca.addon.cross_attention import CrossAttentionOutput, SpatialCrossAttention
 from solo_scaca.addon.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
-from solo_scaca.addon.pairing import PAIRING_MODES, random_partners, select_partners
+from solo_scaca.addon.pairing import random_partners, select_partners
 from solo_scaca.addon.spatial_maps import SpatialMapHook, check_backbone
-
-COMMON_KEYS = (
-    "ca_pairing",
-    "ca_weight",
-    "ca_dim",
-    "ca_attn_temperature",
-    "ca_mask_temperature",
-    "ca_warmup_epochs",
-    "ca_gather_partners",
-    "ca_mask",
-    "ca_keys",
-    "ca_response",
-)
-# string-valued CA keys: default and allowed values (the pairing's are the method's own)
-CA_CHOICES = {
-    "ca_mask": ("cross", MASK_MODES),
-    "ca_keys": ("learned", KEY_MODES),
-    "ca_response": ("logsumexp", RESPONSE_MODES),
-}
-# numeric CA keys: default, lower bound, strict bound, integer
-CA_NUMBERS = {
-    "ca_weight": (1.0, 0, False, False),
-    "ca_dim": (128, 0, True, True),
-    "ca_attn_temperature": (0.1, 0, True, False),
-    "ca_mask_temperature": (0.1, 0, True, False),
-}
-
-
-def check_number(cfg: omegaconf.DictConfig, key: str, low: float, strict: bool, integer: bool):
-    """A clear error naming ``method_kwargs.<key>`` and the allowed values."""
-    value = cfg.method_kwargs[key]
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    ok = ok and (value > low if strict else value >= low)
-    if not ok:
-        allowed = f"{'an integer' if integer else 'a number'} {'>' if strict else '>='} {low}"
-        raise ValueError(f"method_kwargs.{key}={value!r} is invalid: allowed values are {allowed}")
 
 
 def get_world_size() -> int:
@@ -70,24 +31,81 @@ def get_world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+class Pairing(NamedTuple):
+    """A step's partners and what the metrics and losses need of them."""
+
+    partners: List[Tuple[int, torch.Tensor]]  # per view, (partner view, partner indices)
+    codes: Optional[List[torch.Tensor]]
+    partner_codes: Optional[List[torch.Tensor]]
+    partner_labels: Optional[List[torch.Tensor]]
+    gather: Any  # all-gather with gradient when partners come from every process, else None
+    offset: int  # index of this process's first image among the candidates
+    probes: Optional[List[Tuple[int, torch.Tensor]]]
+    negatives: Optional[List[Tuple[int, torch.Tensor]]]
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """The module's parameters as constants for the ops run inside (gradients still reach the
+    inputs): the complement objective's background branch trains only the mask."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 class CrossAttentionAddon:
-    """Spatial cross-attention for a host method; list it before the host class."""
+    """Spatial cross-attention for a host method; list it before the host class:
+    ``class SwAVSCACA(CrossAttentionAddon, SwAV)``.
+
+    The host method's own step runs unchanged; the mixin records the large crops' spatial maps
+    and outputs while it runs, pairs the images, masks their maps as ``ca_objective`` says, and
+    adds ``ca_weight * L_ca``. The contract of a method file (everything else is here):
+
+    - ``NAME``: the registry name; ``CA_SCHEMA``: its CA keys (``config.CA_SCHEMA``, with its
+      own pairings and defaults replaced or keys added); ``LATE_BUFFERS``: buffers the host
+      creates in ``on_train_start`` (restored on resume).
+    - ``ca_head_outputs(feats)``: the online head h applied to (masked) pooled features.
+    - ``ca_targets(batch)``: the targets of the method's loss for this step, as its own step
+      recorded them (None: the CA term is skipped this step).
+    - ``ca_targets_of(feats, targets)``: the same targets computed from pooled features
+      (per large crop, no gradient): what ``self_masked`` and ``co`` score against. A method
+      whose targets have no such counterpart leaves those objectives out of its schema.
+    - ``ca_loss(outputs, targets, batch, partner_codes)``: the method's loss with the given
+      outputs in place of the large crops' online outputs, each view against the others'
+      targets.
+    - optional: ``ca_codes`` (codes for ``prototype`` pairing and the same-prototype metric),
+      ``ca_inference_codes`` (the same outside training, for drawing masks),
+      ``ca_reset_step`` (closes the method's side channels after a step).
+    """
 
     NAME: str = ""  # the registry name, e.g. "swav_scaca"
-    CA_KEYS: Tuple[str, ...] = COMMON_KEYS  # every ca_* key the method accepts
-    PAIRINGS: Tuple[str, ...] = PAIRING_MODES  # the pairings the method can run
-    DEFAULT_PAIRING: str = "prototype"
+    CA_SCHEMA: Dict[str, Spec] = CA_SCHEMA
     # buffers the host creates in on_train_start (after Lightning restored a checkpoint): made
     # room for before the weights load, and kept instead of the host's fresh ones
     LATE_BUFFERS: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any):
+        """``CA_KEYS``, ``PAIRINGS`` and ``DEFAULT_PAIRING`` as the schema says."""
+        super().__init_subclass__(**kwargs)
+        cls.CA_KEYS = tuple(cls.CA_SCHEMA)
+        cls.PAIRINGS = cls.CA_SCHEMA["ca_pairing"].allowed
+        cls.DEFAULT_PAIRING = cls.CA_SCHEMA["ca_pairing"].default
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
         kwargs = cfg.method_kwargs
         self.ca_pairing: str = kwargs.ca_pairing
+        self.ca_objective: str = kwargs.ca_objective
         self.ca_weight: float = kwargs.ca_weight
         self.ca_warmup_epochs: float = kwargs.ca_warmup_epochs
         self.ca_gather_partners: bool = kwargs.ca_gather_partners
+        self.ca_bg_weight: float = kwargs.ca_bg_weight
+        self.ca_area_weight: float = kwargs.ca_area_weight
         self.run_seed: int = int(omegaconf_select(cfg, "seed", 0) or 0)
 
         self.spatial_map_hook = SpatialMapHook(self.backbone, cfg.backbone.name)
@@ -102,6 +120,7 @@ class CrossAttentionAddon:
                 mask=kwargs.ca_mask,
                 keys=kwargs.ca_keys,
                 response=kwargs.ca_response,
+                objective=kwargs.ca_objective,
             )
             if self.ca_weight > 0
             else None
@@ -111,32 +130,20 @@ class CrossAttentionAddon:
 
     # ----------------------------------------------------------------- what a method states
 
-    @classmethod
-    def ca_defaults(cls, cfg: omegaconf.DictConfig) -> Dict[str, Any]:
-        """Method-specific defaults of CA keys (e.g. the ramp's length)."""
-        return {"ca_warmup_epochs": 0.0}
-
-    @classmethod
-    def ca_check_method_keys(cls, cfg: omegaconf.DictConfig) -> None:
-        """Defaults and checks of the method's own extra CA keys (none by default)."""
-
     def ca_head_outputs(self, feats: torch.Tensor) -> Any:
-        """The online head h applied to (masked) pooled features."""
         raise NotImplementedError
 
     def ca_targets(self, batch: Sequence[Any]) -> Any:
-        """The targets of the method's loss for this step (after the host's step ran), or None
-        when the method has none yet (the CA term is skipped)."""
         raise NotImplementedError
 
+    def ca_targets_of(self, feats: List[torch.Tensor], targets: Any) -> Any:
+        raise NotImplementedError(f"{self.NAME} has no targets of pooled features")
+
     def ca_codes(self, targets: Any, outs: List[Dict[str, Any]]) -> Optional[List[torch.Tensor]]:
-        """Per large crop, a B x K distribution for ``prototype`` pairing and the same-prototype
-        metric; None for a method without codes or class-like outputs."""
         return None
 
     def ca_loss(self, masked_outputs: List[Any], targets: Any, batch: Sequence[Any],
                 partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
-        """The method's loss with the masked outputs in place of the large crops' outputs."""
         raise NotImplementedError
 
     def ca_reset_step(self) -> None:
@@ -145,8 +152,6 @@ class CrossAttentionAddon:
     @torch.no_grad()
     def ca_inference_codes(self, images: torch.Tensor,
                            out: Dict[str, Any]) -> Optional[torch.Tensor]:
-        """Outside training (drawing masks): the B x K codes ``prototype`` pairing uses for a
-        batch of images whose forward output is ``out``; None for a method without codes."""
         return None
 
     # ------------------------------------------------------------------------- configuration
@@ -162,45 +167,8 @@ class CrossAttentionAddon:
             omegaconf.DictConfig: same as the argument, used to avoid errors.
         """
         cfg = super(CrossAttentionAddon, cls).add_and_assert_specific_cfg(cfg)
-        name = cls.NAME
-        unknown = [k for k in cfg.method_kwargs if k.startswith("ca_") and k not in cls.CA_KEYS]
-        if unknown:
-            raise ValueError(
-                f"unknown method_kwargs {unknown} for {name}: allowed CA keys are {cls.CA_KEYS}"
-            )
         check_backbone(cfg.backbone.name)
-
-        kwargs = cfg.method_kwargs
-        choices = {"ca_pairing": (cls.DEFAULT_PAIRING, cls.PAIRINGS), **CA_CHOICES}
-        for key, (default, allowed) in choices.items():
-            kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
-            if kwargs[key] not in allowed:
-                raise ValueError(
-                    f"method_kwargs.{key}={kwargs[key]!r} is invalid for {name}: allowed values "
-                    f"are {allowed}"
-                )
-        for key, (default, low, strict, integer) in CA_NUMBERS.items():
-            kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
-            check_number(cfg, key, low, strict, integer)
-        for key, default in cls.ca_defaults(cfg).items():
-            kwargs[key] = omegaconf_select(cfg, f"method_kwargs.{key}", default)
-        check_number(cfg, "ca_warmup_epochs", 0, strict=False, integer=False)
-        kwargs.ca_gather_partners = omegaconf_select(
-            cfg, "method_kwargs.ca_gather_partners", False
-        )
-        if not isinstance(kwargs.ca_gather_partners, bool):
-            raise ValueError(
-                f"method_kwargs.ca_gather_partners={kwargs.ca_gather_partners!r} is invalid: "
-                "allowed values are True and False"
-            )
-        cls.ca_check_method_keys(cfg)
-
-        batch_size = cfg.optimizer.batch_size
-        if not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(
-                f"optimizer.batch_size={batch_size!r} is invalid for {name}: it pairs "
-                "images within each process's batch, so allowed values are integers >= 2"
-            )
+        apply_schema(cfg, cls.CA_SCHEMA, cls.NAME)
         return cfg
 
     @property
@@ -266,39 +234,32 @@ class CrossAttentionAddon:
             epoch += batch_idx / batches
         return min(1.0, epoch / self.ca_warmup_epochs)
 
-    @torch.no_grad()
-    def log_mechanism_metrics(
-        self,
-        masks: List[torch.Tensor],
-        probe_masks: List[torch.Tensor],
-        codes: Optional[List[torch.Tensor]],
-        partner_codes: Optional[List[torch.Tensor]],
-        labels: Optional[torch.Tensor],
-        partner_labels: Optional[List[torch.Tensor]],
-    ) -> None:
-        """Logs whether the mask attends and depends on the partner (docs/method.md section 6) as
-        ``train_ca_*``; the same-prototype share only with codes, the same-class share only with
-        ``partner_labels`` (real labels)."""
-        same_prototype = None
-        if codes is not None:
-            same_prototype = torch.stack([
-                same_share(q.argmax(dim=1), p.argmax(dim=1))
-                for q, p in zip(codes, partner_codes)
-            ]).mean()
-        same_class = None
-        if partner_labels is not None:
-            same_class = torch.stack([same_share(labels, p) for p in partner_labels]).mean()
-        metrics = mechanism_metrics(masks, probe_masks, same_prototype, same_class)
-        # diagnostics: no all-reduce per step under DDP (each process logs its own batch)
-        for name, value in metrics.items():
-            self.log(f"train_{name}", value, on_epoch=True)
-
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
-        """The host method's training step (unchanged) plus ``lambda * L_ca`` on the large crops.
+        """The host method's training step (unchanged) plus ``lambda * L_ca`` on the large crops:
+        the host's step, partners, masked features, metrics, the objective's loss, the guard."""
+        loss, outs, targets = self._host_step(batch, batch_idx)
+        if targets is None:
+            return loss if self.ca_head is None else loss + self.ca_zero_term()
+        fmaps = [out["fmap"] for out in outs]
+        if not self._can_pair(len(fmaps[0])):
+            return loss + self.ca_zero_term()
+        pairing = self._pair(outs, targets, batch)
+        ca = self.ca_head(fmaps, pairing.partners, pairing.gather, negatives=pairing.negatives,
+                          probes=pairing.probes)
+        self._log_mechanism_metrics(ca, pairing, batch)
+        ca_loss = self.ca_objective_loss(ca, targets, batch, pairing.partner_codes)
+        self._check_finite(ca_loss, batch_idx)
+        weight = self.ca_weight * self.ca_ramp(batch_idx)
+        self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
+        self.log("train_ca_weight", weight, on_epoch=False)
+        if get_world_size() > 1:  # share of partners found in another process's batch
+            local = torch.cat([(i >= pairing.offset) & (i < pairing.offset + len(i))
+                               for _, i in pairing.partners])
+            self.log("train_ca_remote_partners", 1 - local.float().mean(), on_epoch=False)
+        return loss + weight * ca_loss
 
-        The host's step consumes the per-crop outputs; the large crops' outputs are kept as
-        ``forward`` produces them, the targets as the method's side channels record them.
-        """
+    def _host_step(self, batch: Sequence[Any], batch_idx: int) -> Tuple[torch.Tensor, list, Any]:
+        """The host's step, with the large crops' outputs and the method's targets it left."""
         self._step_outs = []
         try:
             loss = super().training_step(batch, batch_idx)
@@ -307,19 +268,22 @@ class CrossAttentionAddon:
         finally:  # never leave the side channels open, even when the host's step raised
             self._step_outs = None
             self.ca_reset_step()
-        if targets is None:
-            return loss if self.ca_head is None else loss + self.ca_zero_term()
-        fmaps = [out["fmap"] for out in outs]
-        if fmaps[0].size(0) < 2 and (
-            self.ca_pairing != "self" or self.ca_head.response == "contrast"
-        ):
-            rank_zero_warn(
-                f"{self.NAME}: a batch of {fmaps[0].size(0)} image cannot be paired "
-                f"(ca_pairing={self.ca_pairing!r}, ca_response={self.ca_head.response!r}); "
-                "the CA term is skipped for this step"
-            )
-            return loss + self.ca_zero_term()
+        return loss, outs, targets
 
+    def _can_pair(self, batch_size: int) -> bool:
+        if batch_size >= 2 or (self.ca_pairing == "self" and self.ca_head.response != "contrast"):
+            return True
+        rank_zero_warn(
+            f"{self.NAME}: a batch of {batch_size} image cannot be paired "
+            f"(ca_pairing={self.ca_pairing!r}, ca_response={self.ca_head.response!r}); "
+            "the CA term is skipped for this step"
+        )
+        return False
+
+    def _pair(self, outs: List[Dict[str, Any]], targets: Any, batch: Sequence[Any]) -> Pairing:
+        """Partners (from every process with ``ca_gather_partners``), probe partners for the
+        sensitivity metric, negatives for ``ca_response=contrast``, and the partners' codes and
+        labels."""
         codes = self.ca_codes(targets, outs)
         z = [out["z"] for out in outs]
         labels = batch[-1] if torch.is_tensor(batch[-1]) else None
@@ -330,33 +294,49 @@ class CrossAttentionAddon:
                 candidate_codes = [concat_all_gather_no_grad(q) for q in codes]
             candidate_z = [concat_all_gather_no_grad(v) for v in z]
             candidate_labels = None if labels is None else concat_all_gather_no_grad(labels)
-            offset, gather = get_rank() * len(fmaps[0]), all_gather_with_grad
-        partners = select_partners(
-            self.ca_pairing, codes, z, candidate_codes, candidate_z, offset
-        )
-        # a random other image per view: the probe partners of the partner-sensitivity metric
-        # and, drawn independently, the negatives of ca_response=contrast
-        batch_size, num_candidates = len(fmaps[0]), len(candidate_z[0])
+            offset, gather = get_rank() * len(z[0]), all_gather_with_grad
+        partners = select_partners(self.ca_pairing, codes, z, candidate_codes, candidate_z,
+                                   offset)
+        batch_size, num_candidates = len(z[0]), len(candidate_z[0])
 
-        def draw_randoms():
-            return [(v, random_partners(batch_size, num_candidates, fmaps[0].device, offset))
-                    for v in range(len(fmaps))] if num_candidates > 1 else None
+        def draw_randoms():  # a random other image per view
+            return [(v, random_partners(batch_size, num_candidates, z[0].device, offset))
+                    for v in range(len(z))] if num_candidates > 1 else None
 
         probes = draw_randoms()
         negatives = draw_randoms() if self.ca_head.response == "contrast" else None
-        ca = self.ca_head(fmaps, partners, gather, negatives=negatives, probes=probes)
-        masked_outputs = [
-            self.ca_head_outputs(self.spatial_map_hook.feature_head(f)) for f in ca.feats
-        ]
         partner_codes = None if codes is None else [
-            candidate_codes[view][index] for view, index in partners
-        ]
+            candidate_codes[view][index] for view, index in partners]
         # one check of the candidates' labels (a device sync), not one per view
         partner_labels = ([candidate_labels[index] for _, index in partners]
                           if labels_are_real(candidate_labels) else None)
-        self.log_mechanism_metrics(ca.masks, ca.probe_masks, codes, partner_codes, labels,
-                                   partner_labels)
-        ca_loss = self.ca_loss(masked_outputs, targets, batch, partner_codes)
+        return Pairing(partners, codes, partner_codes, partner_labels, gather, offset, probes,
+                       negatives)
+
+    def ca_objective_loss(self, ca: CrossAttentionOutput, targets: Any, batch: Sequence[Any],
+                          partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
+        """``L_ca`` of ``ca_objective``: the method's loss of the masked outputs against its
+        targets (``self``, ``fixed``, ``attend``), against the targets of the other views'
+        masked features (``self_masked``), against the partners' co-masked targets (``co``:
+        view v's image i is scored against its partner's target, placed as view v+1's), or
+        plus a penalty on what the mask leaves out and an area prior (``complement``)."""
+        head = self.spatial_map_hook.feature_head
+        outputs = [self.ca_head_outputs(head(f)) for f in ca.feats]
+        if self.ca_objective == "self_masked":
+            targets = self.ca_targets_of([head(f.detach()) for f in ca.feats], targets)
+        elif self.ca_objective == "co":
+            partner = [head(f.detach()) for f in ca.partner_feats]
+            targets = self.ca_targets_of(partner[-1:] + partner[:-1], targets)
+        loss = self.ca_loss(outputs, targets, batch, partner_codes)
+        if self.ca_objective == "complement":
+            with frozen(self):  # the background branch trains the mask only
+                background = [self.ca_head_outputs(head(f)) for f in ca.background]
+                agreement = torch.exp(-self.ca_loss(background, targets, batch, partner_codes))
+            area = torch.cat([obj.area_penalty(a) for a in ca.area]).mean()
+            loss = loss + self.ca_bg_weight * agreement + self.ca_area_weight * area
+        return loss
+
+    def _check_finite(self, ca_loss: torch.Tensor, batch_idx: int) -> None:
         if not torch.isfinite(ca_loss):
             raise FloatingPointError(
                 f"{self.NAME}: the CA loss is {ca_loss.item()} at epoch {self.current_epoch}, "
@@ -364,13 +344,26 @@ class CrossAttentionAddon:
                 "checkpoints written so far are kept. Lower the lr, or raise "
                 "ca_attn_temperature / ca_mask_temperature."
             )
-        weight = self.ca_weight * self.ca_ramp(batch_idx)
-        self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
-        self.log("train_ca_weight", weight, on_epoch=False)
-        if get_world_size() > 1:  # share of partners found in another process's batch
-            local = torch.cat([(i >= offset) & (i < offset + len(i)) for _, i in partners])
-            self.log("train_ca_remote_partners", 1 - local.float().mean(), on_epoch=False)
-        return loss + weight * ca_loss
+
+    @torch.no_grad()
+    def _log_mechanism_metrics(self, ca: CrossAttentionOutput, pairing: Pairing,
+                               batch: Sequence[Any]) -> None:
+        """Logs whether the mask attends and depends on the partner (docs/method.md section 6) as
+        ``train_ca_*``; the same-prototype share only with codes, the same-class share only with
+        real labels."""
+        same_prototype = same_class = None
+        if pairing.codes is not None:
+            same_prototype = torch.stack([
+                same_share(q.argmax(dim=1), p.argmax(dim=1))
+                for q, p in zip(pairing.codes, pairing.partner_codes)
+            ]).mean()
+        if pairing.partner_labels is not None:
+            same_class = torch.stack([same_share(batch[-1], p)
+                                      for p in pairing.partner_labels]).mean()
+        metrics = mechanism_metrics(ca.masks, ca.probe_masks, same_prototype, same_class)
+        # diagnostics: no all-reduce per step under DDP (each process logs its own batch)
+        for name, value in metrics.items():
+            self.log(f"train_{name}", value, on_epoch=True)
 
 
 class MomentumAddon(CrossAttentionAddon):

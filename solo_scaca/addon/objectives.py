@@ -44,30 +44,38 @@ def co_responses(queries: torch.Tensor, keys: torch.Tensor,
 @torch.no_grad()
 def mutual_nn_mask(fmap_i: torch.Tensor, fmap_j: torch.Tensor, floor: float = 0.1) -> torch.Tensor:
     """B x H x W, computed without gradient: the locations u of i whose best match w in j has u
-    as its best match in i (mutual nearest neighbours by cosine of the maps), smoothed by a 3x3
-    average and a ``floor`` share of uniform mass, normalised to sum to 1. It cannot drift to
-    uniform: it is not learned."""
+    as its best match in i (mutual nearest neighbours by cosine of the maps), weighted by how
+    well they match (the cosine, floored at 0), half of it spread over the 3 x 3 neighbourhood,
+    plus a ``floor`` share of uniform mass; sums to 1. It cannot drift to uniform: it is not
+    learned."""
     b, _, h, w = fmap_i.shape
     fi = F.normalize(fmap_i.flatten(2).float(), dim=1)
     fj = F.normalize(fmap_j.flatten(2).float(), dim=1)
     sim = torch.bmm(fi.transpose(1, 2), fj)  # B x U x W
-    best_w = sim.argmax(dim=2)  # B x U
+    best, best_w = sim.max(dim=2)  # B x U
     best_u = sim.argmax(dim=1)  # B x W
-    mutual = (torch.gather(best_u, 1, best_w) == torch.arange(h * w, device=sim.device)).float()
-    smooth = F.avg_pool2d(mutual.view(b, 1, h, w), 3, stride=1, padding=1,
-                          count_include_pad=False).view(b, h * w)
-    mask = smooth / smooth.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    mutual = torch.gather(best_u, 1, best_w) == torch.arange(h * w, device=sim.device)
+    score = (mutual.float() * best.clamp(min=0)).view(b, 1, h, w)
+    spread = F.avg_pool2d(score, 3, stride=1, padding=1, count_include_pad=False)
+    mask = (0.5 * score + 0.5 * spread).view(b, h * w)
+    total = mask.sum(dim=1, keepdim=True)
+    mask = torch.where(total > 0, mask / total.clamp(min=1e-12), torch.full_like(mask, 1 / (h * w)))
     return ((1 - floor) * mask + floor / (h * w)).view(b, h, w)
 
 
 def attend_pool(queries: torch.Tensor, keys: torch.Tensor, fmap_j: torch.Tensor,
-                attn_temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
+                attn_temperature: float,
+                mask_temperature: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Image i rebuilt from its partner j's parts: each location u of i attends over j's
-    locations, ``a(u, w) = softmax_w S(u, w) / tau_a``, the attended values ``sum_w a(u, w)
-    F_j(w)`` averaged over u. Returns the B x C feature and the mean attention over j's
-    locations (B x W: where in j the rebuild looked). A uniform ``a`` gives GAP(F_j)."""
+    locations, ``a(u, w) = softmax_w S(u, w) / tau_a``; the attended values ``sum_w a(u, w)
+    F_j(w)`` are pooled over u with i's cross-attention mask ``softmax_u r(u) / tau_m`` (so the
+    parts of i that match j choose what is taken from j, not i's clutter). Returns the B x C
+    feature and where in j it looked (B x W, a distribution). A uniform ``a`` gives GAP(F_j)."""
     sim = torch.bmm(queries.transpose(1, 2).float(), keys.float())  # B x U x W
-    attn = torch.softmax(sim / attn_temperature, dim=2).mean(dim=1)  # B x W (mean over u)
+    response = torch.logsumexp(sim / attn_temperature, dim=2) * attn_temperature
+    weights = torch.softmax(response / mask_temperature, dim=1)  # B x U
+    attn = torch.bmm(weights.unsqueeze(1), torch.softmax(sim / attn_temperature, dim=2))
+    attn = attn.squeeze(1)  # B x W
     return weighted_pool(fmap_j, attn), attn
 
 
@@ -87,8 +95,12 @@ def background_penalty(bg_logits: torch.Tensor, targets: torch.Tensor,
     return -torch.log1p(-p.gather(1, k).squeeze(1).clamp(max=1 - 1e-6))
 
 
+def area_penalty(area: torch.Tensor) -> torch.Tensor:
+    """``1 / sin(pi * area) - 1`` of soft masks' areas (0 at half the image, large near an empty
+    or full mask): keeps the complement objective from an all-in or all-out mask."""
+    return 1 / torch.sin(torch.pi * area.clamp(1e-3, 1 - 1e-3)) - 1
+
+
 def area_prior(mask: torch.Tensor) -> torch.Tensor:
-    """B: ``1 / sin(pi * area) - 1`` of a soft mask's mean (0 at half the image, large near an
-    empty or full mask): keeps the complement objective from an all-in or all-out mask."""
-    area = mask.reshape(mask.size(0), -1).mean(dim=1).clamp(1e-3, 1 - 1e-3)
-    return 1 / torch.sin(torch.pi * area) - 1
+    """B: ``area_penalty`` of each soft mask's mean."""
+    return area_penalty(mask.reshape(mask.size(0), -1).mean(dim=1))

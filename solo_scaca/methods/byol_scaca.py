@@ -11,13 +11,13 @@ import torch
 from solo.losses.byol import byol_loss_func
 from solo.methods.byol import BYOL
 
+from solo_scaca.addon.config import CA_SCHEMA, Choice
 from solo_scaca.addon.method_addon import MomentumAddon
 
 
 class BYOLSCACA(MomentumAddon, BYOL):
     NAME = "byol_scaca"
-    PAIRINGS = ("nn", "self", "random")
-    DEFAULT_PAIRING = "nn"
+    CA_SCHEMA = {**CA_SCHEMA, "ca_pairing": Choice("nn", ("nn", "self", "random"))}
 
     def ca_head_outputs(self, feats: torch.Tensor) -> torch.Tensor:
         """h = predictor . projector."""
@@ -26,6 +26,12 @@ class BYOLSCACA(MomentumAddon, BYOL):
     def ca_targets(self, batch: Sequence[Any]) -> List[torch.Tensor]:
         """The momentum projections of the large crops (no gradient, as BYOL's)."""
         return self._step_momentum_z
+
+    @torch.no_grad()
+    def ca_targets_of(self, feats: List[torch.Tensor], targets: List[torch.Tensor]
+                      ) -> List[torch.Tensor]:
+        """The momentum projector on the pooled (online) features."""
+        return [self.momentum_projector(f) for f in feats]
 
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: List[torch.Tensor],
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:

@@ -13,11 +13,16 @@ import torch.nn.functional as F
 from solo.losses.deepclusterv2 import deepclusterv2_loss_func
 from solo.methods.deepclusterv2 import DeepClusterV2
 
+from solo_scaca.addon.config import CA_SCHEMA, Choice
 from solo_scaca.addon.method_addon import CrossAttentionAddon, get_world_size
 
 
 class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):
     NAME = "deepclusterv2_scaca"
+    # the targets are the memory bank's k-means assignments, one per image: nothing of a pooled
+    # feature stands in for them, so the objectives that score masked targets are left out
+    CA_SCHEMA = {**CA_SCHEMA,
+                 "ca_objective": Choice("self", ("self", "complement", "fixed", "attend"))}
     LATE_BUFFERS = ("local_memory_index", "local_memory_embeddings")
 
     def on_train_epoch_start(self) -> None:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from solo.methods.dino import DINO
 
+from solo_scaca.addon.config import CA_SCHEMA, Number
 from solo_scaca.addon.method_addon import MomentumAddon
 
 Targets = Tuple[List[torch.Tensor], torch.Tensor]  # teacher logits per large crop, centre
@@ -21,16 +22,13 @@ Targets = Tuple[List[torch.Tensor], torch.Tensor]  # teacher logits per large cr
 
 class DINOSCACA(MomentumAddon, DINO):
     NAME = "dino_scaca"
-    PAIRINGS = ("prototype", "nn", "self", "random")
+    # the CA weight ramps up while DINO's last layer is frozen
+    CA_SCHEMA = {**CA_SCHEMA,
+                 "ca_warmup_epochs": Number(lambda cfg: cfg.method_kwargs.freeze_last_layer)}
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
         self._step_center: Optional[torch.Tensor] = None
-
-    @classmethod
-    def ca_defaults(cls, cfg: omegaconf.DictConfig) -> Dict[str, Any]:
-        """The CA weight ramps up while DINO's last layer is frozen."""
-        return {"ca_warmup_epochs": cfg.method_kwargs.freeze_last_layer}
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """Keeps the teacher's centre before the host's step moves it, then the add-on's step."""
@@ -56,6 +54,11 @@ class DINOSCACA(MomentumAddon, DINO):
         """The teacher's probabilities of the images, with its current centre."""
         teacher = self.momentum_forward(images)["z"]
         return self.ca_codes(([teacher], self.dino_loss_func.center), [out])[0]
+
+    @torch.no_grad()
+    def ca_targets_of(self, feats: List[torch.Tensor], targets: Targets) -> Targets:
+        """The teacher's head on the pooled (student) features, with the step's centre."""
+        return [self.momentum_head(f) for f in feats], targets[1]
 
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: Targets,
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:

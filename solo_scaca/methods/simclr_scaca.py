@@ -14,6 +14,7 @@ import torch
 from solo.methods.simclr import SimCLR
 
 from solo_scaca.addon.losses import simclr_ca_loss_func
+from solo_scaca.addon.config import CA_SCHEMA, Choice
 from solo_scaca.addon.method_addon import CrossAttentionAddon
 
 Targets = Tuple[torch.Tensor, torch.Tensor]  # z of every crop (large first), their indexes
@@ -21,8 +22,7 @@ Targets = Tuple[torch.Tensor, torch.Tensor]  # z of every crop (large first), th
 
 class SimCLRSCACA(CrossAttentionAddon, SimCLR):
     NAME = "simclr_scaca"
-    PAIRINGS = ("nn", "self", "random")
-    DEFAULT_PAIRING = "nn"
+    CA_SCHEMA = {**CA_SCHEMA, "ca_pairing": Choice("nn", ("nn", "self", "random"))}
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
@@ -47,6 +47,14 @@ class SimCLRSCACA(CrossAttentionAddon, SimCLR):
         large = [out["z"] for out in self._step_outs[: self.num_large_crops]]
         z = torch.cat(large + self._step_small_z)
         return z, batch[0].repeat(self.num_large_crops + len(self._step_small_z))
+
+    @torch.no_grad()
+    def ca_targets_of(self, feats: List[torch.Tensor], targets: Targets) -> Targets:
+        """The large crops' projections replaced by those of the pooled features (the small
+        crops' stay: negatives)."""
+        z, indexes = targets
+        large = sum(len(f) for f in feats)
+        return torch.cat([self.projector(f) for f in feats] + [z[large:]]), indexes
 
     def ca_loss(self, masked_outputs: List[torch.Tensor], targets: Targets,
                 batch: Sequence[Any], partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:

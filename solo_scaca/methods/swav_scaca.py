@@ -11,18 +11,21 @@ import omegaconf
 import torch
 import torch.nn.functional as F
 from solo.methods.swav import SwAV
-from solo.utils.misc import omegaconf_select
 from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
+from solo_scaca.addon.config import CA_SCHEMA, Number
 from solo_scaca.addon.losses import ca_loss_func
-from solo_scaca.addon.method_addon import COMMON_KEYS, CrossAttentionAddon, check_number
-
-CA_KEYS = COMMON_KEYS + ("ca_partner_weight",)
+from solo_scaca.addon.method_addon import CrossAttentionAddon
 
 
 class SwAVSCACA(CrossAttentionAddon, SwAV):
     NAME = "swav_scaca"
-    CA_KEYS = CA_KEYS
+    CA_SCHEMA = {
+        **CA_SCHEMA,
+        # the CA weight ramps up while SwAV's prototypes are frozen
+        "ca_warmup_epochs": Number(lambda cfg: cfg.method_kwargs.freeze_prototypes_epochs),
+        "ca_partner_weight": Number(0.0),
+    }
     LATE_BUFFERS = ("queue",)
 
     def __init__(self, cfg: omegaconf.DictConfig):
@@ -38,17 +41,6 @@ class SwAVSCACA(CrossAttentionAddon, SwAV):
         super().__init__(cfg)
         self.ca_partner_weight: float = cfg.method_kwargs.ca_partner_weight
         self._step_codes: List[torch.Tensor] = []
-
-    @classmethod
-    def ca_defaults(cls, cfg: omegaconf.DictConfig) -> Dict[str, Any]:
-        """The CA weight ramps up while SwAV's prototypes are frozen."""
-        return {"ca_warmup_epochs": cfg.method_kwargs.freeze_prototypes_epochs}
-
-    @classmethod
-    def ca_check_method_keys(cls, cfg: omegaconf.DictConfig) -> None:
-        kwargs = cfg.method_kwargs
-        kwargs.ca_partner_weight = omegaconf_select(cfg, "method_kwargs.ca_partner_weight", 0.0)
-        check_number(cfg, "ca_partner_weight", 0, strict=False, integer=False)
 
     @torch.no_grad()
     def get_assignments(self, preds: List[torch.Tensor]) -> List[torch.Tensor]:
@@ -66,6 +58,12 @@ class SwAVSCACA(CrossAttentionAddon, SwAV):
     def ca_targets(self, batch: Sequence[Any]) -> List[torch.Tensor]:
         """The Sinkhorn codes of the large crops, as the host's step computed them."""
         return self._step_codes
+
+    @torch.no_grad()
+    def ca_targets_of(self, feats: List[torch.Tensor], targets: List[torch.Tensor]
+                      ) -> List[torch.Tensor]:
+        """Sinkhorn codes of the pooled features' prototype scores (this batch, no queue)."""
+        return [self.sk(self.ca_head_outputs(f)) for f in feats]
 
     def ca_codes(self, targets: List[torch.Tensor], outs: List[Dict[str, Any]]
                  ) -> List[torch.Tensor]:

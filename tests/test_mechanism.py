@@ -137,3 +137,19 @@ def test_entropy_is_normalised_by_ln_hw():
     flat = masks.flatten(1)
     expected = (-(flat * flat.log()).sum(1) / math.log(16)).mean()
     torch.testing.assert_close(mask_entropy(masks), expected)
+
+
+def test_metrics_and_their_probe_masks_only_every_ca_metrics_every_steps(monkeypatch):
+    _, scaca = _paired_models(["method_kwargs.ca_metrics_every=3"])
+    log = _logged(scaca)
+    drawn = []
+    forward = scaca.ca_head.forward
+    monkeypatch.setattr(scaca.ca_head, "forward",
+                        lambda *a, **k: drawn.append(k.get("probes")) or forward(*a, **k))
+    for step in range(4):
+        monkeypatch.setattr(type(scaca), "global_step", property(lambda self, s=step: s))
+        log.clear()
+        scaca.training_step(tiny_batch(), step)
+        assert ("train_ca_mask_entropy" in log) == (step % 3 == 0)
+        assert "train_ca_loss" in log
+    assert [p is not None for p in drawn] == [True, False, False, True]

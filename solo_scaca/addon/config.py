@@ -72,6 +72,10 @@ CA_SCHEMA: Dict[str, Spec] = {
     # ca_objective=complement: weights of the background penalty and of the area prior
     "ca_bg_weight": Number(1.0),
     "ca_area_weight": Number(0.1),
+    # the mechanism metrics (and their probe masks) every N training steps: Lightning's own
+    # logging interval by default, so nothing is computed that is not logged
+    "ca_metrics_every": Number(lambda cfg: omegaconf_select(cfg, "log_every_n_steps", 50), 1,
+                               integer=True),
 }
 
 

@@ -106,6 +106,7 @@ class CrossAttentionAddon:
         self.ca_gather_partners: bool = kwargs.ca_gather_partners
         self.ca_bg_weight: float = kwargs.ca_bg_weight
         self.ca_area_weight: float = kwargs.ca_area_weight
+        self.ca_metrics_every: int = kwargs.ca_metrics_every
         self.run_seed: int = int(omegaconf_select(cfg, "seed", 0) or 0)
 
         self.spatial_map_hook = SpatialMapHook(self.backbone, cfg.backbone.name)
@@ -246,7 +247,8 @@ class CrossAttentionAddon:
         pairing = self._pair(outs, targets, batch)
         ca = self.ca_head(fmaps, pairing.partners, pairing.gather, negatives=pairing.negatives,
                           probes=pairing.probes)
-        self._log_mechanism_metrics(ca, pairing, batch)
+        if self._metrics_step():
+            self._log_mechanism_metrics(ca, pairing, batch)
         ca_loss = self.ca_objective_loss(ca, targets, batch, pairing.partner_codes)
         self._check_finite(ca_loss, batch_idx)
         weight = self.ca_weight * self.ca_ramp(batch_idx)
@@ -303,7 +305,7 @@ class CrossAttentionAddon:
             return [(v, random_partners(batch_size, num_candidates, z[0].device, offset))
                     for v in range(len(z))] if num_candidates > 1 else None
 
-        probes = draw_randoms()
+        probes = draw_randoms() if self._metrics_step() else None
         negatives = draw_randoms() if self.ca_head.response == "contrast" else None
         partner_codes = None if codes is None else [
             candidate_codes[view][index] for view, index in partners]
@@ -335,6 +337,9 @@ class CrossAttentionAddon:
             area = torch.cat([obj.area_penalty(a) for a in ca.area]).mean()
             loss = loss + self.ca_bg_weight * agreement + self.ca_area_weight * area
         return loss
+
+    def _metrics_step(self) -> bool:
+        return self.global_step % self.ca_metrics_every == 0
 
     def _check_finite(self, ca_loss: torch.Tensor, batch_idx: int) -> None:
         if not torch.isfinite(ca_loss):

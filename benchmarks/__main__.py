@@ -15,144 +15,88 @@ runs whose file exists are not redone. Every invocation ends by regenerating the
 import argparse
 import dataclasses
 import datetime
+import importlib
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from benchmarks.common import RESULTS, commit
 
-PROFILES = ("cpu", "gpu", "tiny")
+PROFILE_NAMES = ("cpu", "gpu", "tiny")
+
+
+def _profile_argv(profile: str, out_dir: Path, extra: List[str]) -> List[str]:
+    """A benchmark's own options: its profile and the results folder (it adds the profile)."""
+    return ["--profile", profile, "--out", str(out_dir.parent), *extra]
+
+
+def _overhead_argv(profile: str, out_dir: Path, extra: List[str]) -> List[str]:
+    # overhead.py measures on whatever device there is; tiny = its --tiny sizes (CI)
+    return [*(["--tiny"] if profile == "tiny" else []), "--out", str(out_dir), *extra]
+
+
+def _cam_argv(profile: str, out_dir: Path, extra: List[str]) -> List[str]:
+    # the profile's accuracy runs give the checkpoints; tiny makes its own
+    source = ["--tiny"] if profile == "tiny" else ["--from-runs", str(out_dir / "runs")]
+    return [*source, "--out", str(out_dir), *extra]
+
+
+def _device_argv(profile: str, out_dir: Path, extra: List[str]) -> List[str]:
+    # device takes no profile (``main`` passes its options through): --tiny for CI sizes
+    return [*(["--tiny"] if profile == "tiny" else []), "--out", str(out_dir), *extra]
 
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
-    """A registered benchmark: ``run(profile, out_dir, extra_argv)`` writes its tables (and
-    plots) under ``out_dir`` (the profile's folder)."""
+    """A registered benchmark: the module ``benchmarks/<name>.py`` whose ``main(argv)`` writes
+    its tables (and plots) under the profile's folder."""
 
-    run: Callable[[str, Path, List[str]], None]
     help: str
-    # rebuilds the tables of a profile folder from its per-run result files (for ``report``)
-    rebuild: Optional[Callable[[Path], object]] = None
+    # ``module.function`` (under benchmarks) that rebuilds the tables of a profile folder from
+    # its per-run result files (for ``report``)
+    rebuild: Optional[str] = None
+    # the argv of the module's ``main`` for (profile, profile folder, options after it)
+    argv: Callable[[str, Path, List[str]], List[str]] = _profile_argv
 
 
-def _accuracy(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import accuracy
-
-    accuracy.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _accuracy_rebuild(profile_dir: Path) -> None:
-    from benchmarks import accuracy
-
-    accuracy.rebuild_tables(profile_dir)
+def _function(dotted: str) -> Callable:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(f"benchmarks.{module}"), name)
 
 
-def _overhead(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import overhead
-
-    # overhead.py measures on whatever device there is; tiny = its --tiny sizes (CI)
-    overhead.main([*(["--tiny"] if profile == "tiny" else []), "--out", str(out_dir), *extra])
-
-
-def _cam(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import cam
-
-    # the profile's accuracy runs give the checkpoints; tiny makes its own
-    source = ["--tiny"] if profile == "tiny" else ["--from-runs", str(out_dir / "runs")]
-    cam.main([*source, "--out", str(out_dir), *extra])
-
-
-def _ablations(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import ablations
-
-    ablations.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _ablations_rebuild(profile_dir: Path) -> None:
-    from benchmarks import ablations
-
-    ablations.rebuild_tables(profile_dir)
-
-
-def _controls(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import controls
-
-    controls.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _controls_rebuild(profile_dir: Path) -> None:
-    from benchmarks import controls_tables
-
-    controls_tables.rebuild_tables(profile_dir)
-
-
-def _methods(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import methods
-
-    methods.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _methods_rebuild(profile_dir: Path) -> None:
-    from benchmarks import methods
-
-    methods.rebuild_table(profile_dir)
-
-
-def _attention(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import attention
-
-    attention.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _attention_rebuild(profile_dir: Path) -> None:
-    from benchmarks import attention
-
-    attention.rebuild_tables(profile_dir)
-
-
-def _clutter(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import clutter
-
-    clutter.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-def _clutter_rebuild(profile_dir: Path) -> None:
-    from benchmarks import clutter
-
-    if (profile_dir / clutter.RUNS_DIR).is_dir() and profile_dir.name in clutter.PROFILES:
-        clutter.write_tables(profile_dir, clutter.PROFILES[profile_dir.name])
-
-
-def _incentive(profile: str, out_dir: Path, extra: List[str]) -> None:
-    from benchmarks import incentive
-
-    incentive.main(["--profile", profile, "--out", str(out_dir.parent), *extra])
-
-
-# name -> benchmark. To add one: write benchmarks/<name>.py with a
-# ``main(argv)`` that takes ``--profile`` (or a mapping like _overhead's) and writes its tables
-# with benchmarks.common.write_table under the given folder, then register it here.
+# name -> benchmark. To add one: write benchmarks/<name>.py with a ``main(argv)`` that takes
+# ``--profile`` and ``--out`` (or give it an ``argv`` mapping like overhead's) and writes its
+# tables with benchmarks.common.write_table under the given folder, then register it here.
+# A benchmark imports shared helpers (campaign, runs, data, profiles, ...), never another one.
 BENCHMARKS: Dict[str, Benchmark] = {
-    "clutter": Benchmark(_clutter, "swav, swav_scaca, its uniform control and LEWEL on "
-                         "cifar10-clutter: accuracy, mask-in-box, MaxBoxAcc", _clutter_rebuild),
-    "incentive": Benchmark(_incentive, "does each CA objective prefer the object? (frozen "
-                           "swav checkpoint, forward passes)"),
-    "accuracy": Benchmark(_accuracy, "k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
-                          _accuracy_rebuild),
-    "overhead": Benchmark(_overhead, "training-step time and memory of the add-on"),
-    "cam": Benchmark(_cam, "CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints"),
-    "ablations": Benchmark(_ablations, "pairing mode, CA weight and partner term, one seed each",
-                           _ablations_rebuild),
-    "controls": Benchmark(_controls, "swav_scaca against swav and the extra-loss control "
+    "clutter": Benchmark("swav, swav_scaca, its uniform control and LEWEL on cifar10-clutter: "
+                         "accuracy, mask-in-box, MaxBoxAcc", "clutter.rebuild_tables"),
+    "incentive": Benchmark("does each CA objective prefer the object? (frozen swav checkpoint, "
+                           "forward passes)"),
+    "accuracy": Benchmark("k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
+                          "accuracy.rebuild_tables"),
+    "overhead": Benchmark("training-step time and memory of the add-on", argv=_overhead_argv),
+    "cam": Benchmark("CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints",
+                     argv=_cam_argv),
+    "ablations": Benchmark("pairing mode, CA weight and partner term, one seed each",
+                           "ablations.rebuild_tables"),
+    "controls": Benchmark("swav_scaca against swav and the extra-loss control "
                           "(ca_mask=uniform), with seeds and mechanism metrics, 8x8 map",
-                          _controls_rebuild),
-    "attention": Benchmark(_attention, "candidate CA settings for a mask that attends, with "
-                           "the mechanism metrics (runs of the controls campaign)",
-                           _attention_rebuild),
-    "methods": Benchmark(_methods, "the add-on on every host method (deepclusterv2, dino, "
-                         "byol, simclr, swav) against the host's method, one seed",
-                         _methods_rebuild),
+                          "controls_tables.rebuild_tables"),
+    "attention": Benchmark("candidate CA settings for a mask that attends, with the mechanism "
+                           "metrics (runs of the controls campaign)", "attention.rebuild_tables"),
+    "methods": Benchmark("the add-on on every host method (deepclusterv2, dino, byol, simclr, "
+                         "swav) against the host's method, one seed", "methods.rebuild_table"),
+    "device": Benchmark("one device call under a deadline: DALI against torchvision, the "
+                        "GPU overhead, a clutter and CIFAR-10 campaign (its own options: "
+                        "python3 -m benchmarks device --help)", argv=_device_argv),
 }
+
+
+def run(name: str, profile: str, out_dir: Path, extra: List[str]) -> None:
+    """Runs benchmark ``name`` with ``profile``, its files under ``out_dir``."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    module.main(BENCHMARKS[name].argv(profile, out_dir, extra))
 
 
 def _demote(markdown: str) -> str:
@@ -169,7 +113,7 @@ def report(out: Path = RESULTS) -> Path:
     for profile_dir in sorted(p for p in out.glob("*") if p.is_dir()):
         for bench in BENCHMARKS.values():
             if bench.rebuild is not None:
-                bench.rebuild(profile_dir)
+                _function(bench.rebuild)(profile_dir)
     folders = sorted({p.parent for p in out.rglob("*.md") if p.name != "README.md"}
                      | {p.parent for p in out.rglob("*.png")})
     folders = [f for f in folders
@@ -213,11 +157,15 @@ def report(out: Path = RESULTS) -> Path:
 
 def main(argv: Sequence[str] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["device"]:  # its own options (--help, --prepare, --deadline), no report
+        from benchmarks import device
+
+        raise SystemExit(device.main(argv[1:]))
     names = [*BENCHMARKS, "report", "list"]
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=names)
-    parser.add_argument("--profile", choices=PROFILES, default="cpu")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="results folder (default benchmarks/results)")
     args, extra = parser.parse_known_args(argv)
@@ -229,7 +177,7 @@ def main(argv: Sequence[str] = None) -> None:
         # the commit is read once, now: the run files name the code this process runs
         print(f"[benchmarks] {args.name} --profile {args.profile} -> {args.out / args.profile} "
               f"(commit {commit()})", flush=True)
-        BENCHMARKS[args.name].run(args.profile, args.out / args.profile, extra)
+        run(args.name, args.profile, args.out / args.profile, extra)
     elif extra:
         parser.error(f"report takes no options besides --out: {extra}")
     path = report(args.out)

@@ -17,16 +17,15 @@ that file exists, so an interrupted suite resumes. Writes ``ablations.md/.csv`` 
 import argparse
 import dataclasses
 import json
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from benchmarks import data, profiles, runs
-from benchmarks.common import RESULTS, metadata, write_table
+from benchmarks.campaign import RANDOM_INIT, add_data_arguments, run_random_init, slug
+from benchmarks.common import RESULTS, write_table
 
 RUNS_DIR = "ablation_runs"
-RANDOM_INIT = "random init"
 # variant -> (method, method_kwargs overrides). The default of swav_scaca is prototype pairing,
 # ca_weight 1 and no partner term (ca_partner_weight 0).
 VARIANTS: "OrderedDict[str, Tuple[str, Tuple[str, ...]]]" = OrderedDict([
@@ -46,47 +45,6 @@ REUSABLE = {"swav": "swav", "swav_scaca (default)": "swav_scaca"}
 COLUMNS = ["variant", "method", "overrides", "seed", "knn20_top1", "knn200_top1", "linear_top1",
            "d_knn20", "d_knn200", "d_linear", "swav_loss_last", "plateau", "s_per_step",
            "source"]
-
-
-def slug(variant: str) -> str:
-    """File-name form of a variant's name."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in variant).strip("_")
-
-
-def random_init_checkpoint(profile: profiles.Profile, seed: int, train_path: Path,
-                           path: Path) -> Path:
-    """An untrained backbone (the host's initialisation under ``seed``) saved as an exported
-    checkpoint, with the profile's pretraining config embedded."""
-    import torch
-    from omegaconf import OmegaConf
-    from solo.args.pretrain import parse_cfg
-
-    from solo_scaca.cli.common import prepare_cfg
-    from solo_scaca.host.export import build_backbone, save_backbone
-
-    cfg = prepare_cfg(runs.pretrain_config(profile, "swav", seed, train_path, path.parent,
-                                           "image_folder"), parse_cfg)
-    torch.manual_seed(seed)
-    args = OmegaConf.to_container(cfg)
-    backbone = build_backbone(args["backbone"]["name"], args["data"]["dataset"], args["method"],
-                              args["backbone"].get("kwargs"))
-    return save_backbone({f"backbone.{k}": v for k, v in backbone.state_dict().items()}, args,
-                         path)
-
-
-def run_random_init(profile_name: str, profile: profiles.Profile, seed: int, train_path: Path,
-                    test_path: Path, work_dir: Path, run_file: Path) -> Dict[str, Any]:
-    """k-NN and linear accuracy of the randomly initialised backbone: what pretraining adds."""
-    ckpt = random_init_checkpoint(profile, seed, train_path, work_dir / "random-init.ckpt")
-    start = time.time()
-    result = {"benchmark": "ablation", "profile": profile_name, "method": "swav", "seed": seed,
-              **runs.evaluate(str(ckpt), profile, train_path, test_path, seed),
-              "pretrain_s": 0.0, "pretrain_steps": 0, "s_per_step": "",
-              "eval_s": time.time() - start, "checkpoint": str(ckpt),
-              "settings": profiles.settings_of(profile), **metadata()}
-    result["wall_s"] = result["eval_s"]
-    runs.write_run_file(run_file, result)
-    return result
 
 
 def reusable_run(profile_dir: Path, variant: str, seed: int,
@@ -255,20 +213,15 @@ def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks ablations``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks ablations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(profiles.PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(profiles.PROFILES["accuracy"]), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         metavar="VARIANT", help=f"default: all of {list(VARIANTS)}")
-    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
-    parser.add_argument("--cifar-dir", type=Path, default=None,
-                        help="folder of CIFAR-10's train.tar.gz and test.tar.gz (default: "
-                             "$SOLO_SCACA_SHARED_DATA/cifar10, else ../shared/data/cifar10)")
-    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR,
-                        help="where the pretraining checkpoints go (outside the repository)")
+    add_data_arguments(parser, data.DEFAULT_WORK_DIR)
     args = parser.parse_args(argv)
     cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    return run_suite(args.profile, profiles.PROFILES[args.profile], args.out,
+    return run_suite(args.profile, profiles.PROFILES["accuracy"][args.profile], args.out,
                      args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
                      args.seed, args.variants)
 

@@ -4,7 +4,7 @@ with identical settings, budget and seeds through the plugin's pretraining comma
 ``scripts/pretrain/custom/swav_scaca.yaml``), then each backbone evaluated on the test split with
 the host's weighted k-NN classifier (k=20 and k=200, cosine) and the host's ``LinearModel``.
 
-    python3 -m benchmarks accuracy --profile cpu    # ~75 min on 2 CPU cores (see PROFILES)
+    python3 -m benchmarks accuracy --profile cpu    # ~75 min on 2 CPU cores (benchmarks/profiles.py)
     python3 -m benchmarks accuracy --profile gpu    # ~9 min on one H100 (estimate)
     python3 -m benchmarks accuracy --profile tiny   # seconds: what CI runs
 
@@ -228,7 +228,7 @@ def rebuild_tables(profile_dir: Path) -> Optional[Dict[str, Path]]:
     if any(not same_settings(r["settings"], settings) for r in runs):
         raise ValueError(f"{profile_dir / 'runs'} mixes run files of different settings")
     settings = {**settings, "seeds": sorted({r["seed"] for r in runs})}
-    known = PROFILES.get(name)
+    known = PROFILES["accuracy"].get(name)
     why = (known.why if known is not None and same_settings(settings_of(known), settings) else
            f"the settings recorded in the run files, which are not profile {name!r}'s current "
            f"ones (changed on the command line, or an earlier version of the profile: see "
@@ -286,7 +286,7 @@ def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks accuracy``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks accuracy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(PROFILES["accuracy"]), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="results folder (the profile's subfolder is used)")
     parser.add_argument("--dataset", choices=list(CHECKSUMS), default="cifar10",
@@ -317,7 +317,7 @@ def main(argv=None) -> Dict[str, Path]:
                              "methods (e.g. ++method_kwargs.sk_epsilon=0.02); repeat")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
+    profile = PROFILES["accuracy"][args.profile]
     for key in ("epochs", "train_per_class", "test_per_class", "batch_size", "num_workers"):
         if getattr(args, key) is not None:
             profile = dataclasses.replace(profile, **{key: getattr(args, key)})

@@ -1,5 +1,5 @@
 """Which CA settings give a mask that attends? One row per candidate of the controls campaign
-(``benchmarks/controls.py``, same profile, data, seed and evaluation): the mechanism metrics of
+(``benchmarks/controls_runs.py``, same profile, data, seed and evaluation): the mechanism metrics of
 the last epoch, whether the mask is alive, and the accuracies against ``swav`` and the
 extra-loss control ``ca_mask=uniform`` of the same seed.
 
@@ -15,8 +15,12 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from benchmarks import control_variants, controls, controls_tables, data
+from benchmarks import control_variants, data
+from benchmarks.campaign import add_data_arguments
+from benchmarks.controls_runs import run_suite
+from benchmarks.controls_tables import last, load_runs
 from benchmarks.common import RESULTS, write_table
+from benchmarks.profiles import PROFILES
 
 # the rows of the table, in order: references, then the candidates
 REFERENCES = (control_variants.RANDOM_INIT, control_variants.SWAV, control_variants.UNIFORM)
@@ -51,7 +55,7 @@ def rows_of(runs: List[Dict[str, Any]], seed: int) -> List[Dict[str, Any]]:
             continue
         row: Dict[str, Any] = {"variant": variant, "seed": run["seed"]}
         for key, short in control_variants.MECHANISM:
-            row[short] = controls_tables.last(run, key)
+            row[short] = last(run, key)
         if row["sensitivity"] is not None and row["to_uniform"]:
             row["sensitivity_share"] = row["sensitivity"] / row["to_uniform"]
         row["alive"] = alive(row["entropy"], row["sensitivity"], row["to_uniform"])
@@ -66,7 +70,7 @@ def rows_of(runs: List[Dict[str, Any]], seed: int) -> List[Dict[str, Any]]:
 
 
 def write_tables(profile_dir: Path, seed: int = 0) -> Optional[Path]:
-    runs = controls_tables.load_runs(profile_dir)
+    runs = load_runs(profile_dir)
     rows = rows_of(runs, seed)
     if not any(r["variant"] in CANDIDATES for r in rows):
         return None
@@ -96,18 +100,16 @@ def main(argv=None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks attention``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks attention", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(control_variants.PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(PROFILES["controls"]), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)
-    parser.add_argument("--cifar-dir", type=Path, default=None)
-    parser.add_argument("--work-dir", type=Path, default=data.DEFAULT_WORK_DIR / "controls")
+    add_data_arguments(parser, data.DEFAULT_WORK_DIR / "controls")
     args = parser.parse_args(argv)
     cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
     pairs = [(v, args.seed) for v in (control_variants.SWAV, control_variants.UNIFORM, *CANDIDATES)]
-    controls.run_suite(args.profile, control_variants.PROFILES[args.profile], args.out,
-                       args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
-                       list(control_variants.VARIANTS), only=pairs)
+    run_suite(args.profile, PROFILES["controls"][args.profile], args.out,
+              args.data_root.expanduser(), cifar_dir, args.work_dir.expanduser(),
+              list(control_variants.VARIANTS), only=pairs)
     return write_tables(args.out / args.profile, args.seed)
 
 

@@ -25,35 +25,23 @@ import statistics
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
-from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from torch.utils.data import DataLoader
-from torchvision import transforms
-from torchvision.datasets import ImageFolder
 
+from benchmarks.cam_eval import evaluate, normalization, split_data
 from benchmarks.common import RESULTS, metadata, write_table
 from benchmarks.data import shared_data_dir
-from solo_scaca.evaluation.cam import (cams_from_features, center_gaussian_maps, estimated_boxes,
-                            location_features, max_box_acc, train_linear_head,
-                            upsample_and_normalize)
+from solo_scaca.evaluation.cam import center_gaussian_maps, max_box_acc
 from solo_scaca.evaluation.localization import generate_localization_set
-from solo_scaca.data.toy_shapes import generate_toy_shapes, read_boxes
+from solo_scaca.data.toy_shapes import generate_toy_shapes
 from solo_scaca.host.export import load_backbone, read_pretrain_args
-from solo_scaca.host.knn import extract_features
 
 DEFAULT_CIFAR = shared_data_dir() / "cifar10" / "test.tar.gz"
 DATA_DIR = Path("~/.cache/solo-scaca/cam").expanduser()  # generated data: outside the repository
 DATASET_NAMES = {"toy": "toy_shapes", "cifar": "cifar_loc"}
-# the host's per-dataset normalisation (solo.data.pretrain_dataloader.build_transform_pipeline)
-MEANS_N_STD = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "stl10": ((0.4914, 0.4823, 0.4466), (0.247, 0.243, 0.261)),
-}
 # (train per class, val per class, image side) of each dataset, full and --tiny
 SIZES = {False: {"toy": (100, 50, 64), "cifar": (400, 100, 64)},
          True: {"toy": (2, 1, 32), "cifar": (2, 1, 32)}}
@@ -78,72 +66,9 @@ def prepare_dataset(kind: str, tiny: bool, data_dir: Path, cifar_source: Path) -
                                      seed=0)
 
 
-def normalization(args: Dict) -> Tuple[Sequence[float], Sequence[float]]:
-    """Mean and std the pretraining used (the host's rule: per dataset, else the config's
-    ``augmentations[0].mean/std``, else ImageNet's)."""
-    dataset = args.get("data", {}).get("dataset")
-    if dataset in MEANS_N_STD:
-        return MEANS_N_STD[dataset]
-    aug = (args.get("augmentations") or [{}])[0]
-    return aug.get("mean", IMAGENET_DEFAULT_MEAN), aug.get("std", IMAGENET_DEFAULT_STD)
-
-
-def split_data(root: Path, split: str, mean, std, batch_size: int, num_workers: int,
-               input_size: Optional[int] = None) -> Tuple[DataLoader, np.ndarray, List[str]]:
-    """Loader of a split, its boxes (N x 4) in loader order and the images' paths. Images keep
-    their size unless ``input_size`` is given: then they are resized (bilinear) to it and the
-    boxes scaled alike."""
-    steps = [transforms.ToTensor(), transforms.Normalize(mean, std)]
-    if input_size:
-        steps.insert(0, transforms.Resize((input_size, input_size),
-                                          transforms.InterpolationMode.BILINEAR))
-    folder = ImageFolder(str(root / split), transforms.Compose(steps))
-    by_path = {r["path"]: r for r in read_boxes(root) if r["split"] == split}
-    rels = [Path(p).relative_to(root).as_posix() for p, _ in folder.samples]
-    for rel, (_, label) in zip(rels, folder.samples):
-        if rel not in by_path or by_path[rel]["label"] != label:
-            raise ValueError(f"{root}/boxes.csv does not match {rel} (label {label})")
-    boxes = np.array([[by_path[r][k] for k in ("x0", "y0", "x1", "y1")] for r in rels])
-    if input_size:
-        with Image.open(folder.samples[0][0]) as im:
-            w, h = im.size
-        boxes = np.round(boxes * np.array([input_size / w, input_size / h] * 2)).astype(int)
-    loader = DataLoader(folder, batch_size=batch_size, num_workers=num_workers)
-    return loader, boxes, [str(root / r) for r in rels]
-
-
 # --------------------------------------------------------------------------------------------
-# evaluation
+# pictures and tables
 # --------------------------------------------------------------------------------------------
-
-
-def evaluate(backbone: torch.nn.Module, backbone_name: str, root: Path, mean, std,
-             head_epochs: int, head_lr: float, batch_size: int, num_workers: int,
-             grid: Sequence[int], input_size: Optional[int] = None,
-             val_split: str = "val") -> Dict:
-    """MaxBoxAcc, best threshold and the linear head's val top-1 of one backbone on one
-    dataset, plus the CAMs and boxes of the ``grid`` val images."""
-    train_loader, _, _ = split_data(root, "train", mean, std, batch_size, num_workers,
-                                    input_size)
-    val_loader, boxes, _ = split_data(root, val_split, mean, std, batch_size, num_workers,
-                                      input_size)
-    feats, labels = extract_features(backbone, train_loader)
-    head = train_linear_head(feats, labels, len(train_loader.dataset.classes),
-                             epochs=head_epochs, lr=head_lr)
-    correct, cams = 0, []
-    for images, targets in val_loader:  # one pass: pooled features for top-1, CAMs
-        pooled, per_location = location_features(backbone, images, backbone_name)
-        with torch.no_grad():
-            correct += (head(pooled.cpu()).argmax(1) == targets).sum().item()
-        raw = cams_from_features(per_location, head, targets)
-        cams.append(upsample_and_normalize(raw, tuple(images.shape[-2:])).cpu())
-    cams = torch.cat(cams)
-    top1 = correct / len(cams)
-    acc, threshold = max_box_acc(cams, boxes)
-    grid_cams = cams[list(grid)]
-    return {"maxboxacc": 100 * acc, "threshold": threshold, "top1": 100 * top1,
-            "map": "x".join(str(v) for v in per_location.shape[1:3]),
-            "grid_cams": grid_cams, "grid_boxes": estimated_boxes(grid_cams, threshold)}
 
 
 def grid_indices(n: int, k: int) -> List[int]:
@@ -221,28 +146,6 @@ def summarize(runs: List[Dict]) -> List[Dict]:
 
 
 # --------------------------------------------------------------------------------------------
-# tiny checkpoints (CI)
-# --------------------------------------------------------------------------------------------
-
-
-def make_tiny_checkpoint(path: Path, method: str, seed: int = 0) -> Path:
-    """A random-init tiny ``method`` model (benchmarks.tiny_models' tiny config: ResNet-18, CIFAR stem)
-    saved as ``{"state_dict": ...}`` with its ``args.json`` beside it (one per folder)."""
-    from omegaconf import OmegaConf
-    from solo.methods import METHODS
-
-    from benchmarks.tiny_models import make_cfg
-
-    torch.manual_seed(seed)
-    cfg = make_cfg(method=method)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": METHODS[method](cfg).state_dict()}, path)
-    (path.parent / "args.json").write_text(json.dumps(OmegaConf.to_container(cfg)))
-    return path
-
-
-# --------------------------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------------------------
 
@@ -312,6 +215,8 @@ def main(argv: Optional[List[str]] = None) -> Path:
         # tiny data and checkpoints in a scratch folder, so that OUT holds only results
         scratch = Path(tempfile.mkdtemp(prefix="cam-tiny-"))
         if not args.ckpt:
+            from benchmarks.tiny_models import make_tiny_checkpoint
+
             args.ckpt = [(m, make_tiny_checkpoint(scratch / m / "tiny.ckpt", m, seed))
                          for seed, m in enumerate(("swav", "swav_scaca"))]
         if args.data_dir == DATA_DIR:

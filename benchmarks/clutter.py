@@ -17,21 +17,31 @@ seeds, t-tests against the base method and against ``ca_mask=uniform``).
 """
 
 import argparse
-import dataclasses
 import json
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import data, profiles, runs, stats
-from benchmarks.ablations import run_random_init, slug
+from benchmarks.campaign import (
+    RANDOM_INIT,
+    add_campaign_arguments,
+    campaign_profile,
+    check_settings,
+    child_options,
+    config_of,
+    method_overrides,
+    parse_pairs,
+    run_file_of,
+    run_parallel,
+    run_random_init,
+    slug,
+)
 from benchmarks.common import RESULTS, metadata, write_table
-from benchmarks.control_variants import CURVES, PROFILES as CONTROL_PROFILES
-from benchmarks.controls import add_campaign_arguments, run_parallel
-from benchmarks.methods import config_of, method_overrides
+from benchmarks.control_variants import CURVES
+from benchmarks.profiles import PROFILES
 
 RUNS_DIR = "clutter_runs"
-RANDOM_INIT = "random init"
 # arm -> (method, host method whose config it starts from, overrides, seeds by default)
 ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
     ("swav", ("swav", "swav", (), 3)),
@@ -43,18 +53,6 @@ ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
 ])
 BASE_OF = {"swav_lewel": "swav", "swav_scaca (default)": "swav", "ca_mask=uniform": "swav",
            "byol_lewel": "byol"}
-PROFILES: Dict[str, profiles.Profile] = {
-    "cpu": dataclasses.replace(
-        CONTROL_PROFILES["cpu"],
-        why=("The controls' cpu profile (`wide_resnet28w2` at 32 px, 8x8 map, batch 64, 8 "
-             "epochs, lr 0.15, 100 prototypes, no queue, colour jitter 0.4/0.4/0.4/0.1, crops "
-             "of at least 20%) on cifar10-clutter: 500 training objects per class (5000 "
-             "canvases) and the 10,000 test objects on their canvases; clean CIFAR-10: the "
-             "first 500 training images per class and the whole test split. About 45-80 min "
-             "per run on 2 CPU cores, depending on what else runs."),
-        test_per_class=1000),
-    "tiny": dataclasses.replace(CONTROL_PROFILES["tiny"], seeds=(0,), test_per_class=4),
-}
 SPATIAL_IMAGES = 512  # clutter test images the masks and maps are measured on
 
 
@@ -110,13 +108,13 @@ def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict
 
 def localization(ckpt: str, root: Path, profile: profiles.Profile) -> Dict[str, float]:
     """CAM MaxBoxAcc (and its threshold) on the clutter test split."""
-    from benchmarks import cam
+    from benchmarks.cam_eval import evaluate, normalization
     from solo_scaca.host.export import load_backbone, read_pretrain_args
 
     args = read_pretrain_args(ckpt)
     backbone = load_backbone(ckpt)
-    mean, std = cam.normalization(args)
-    result = cam.evaluate(backbone, args["backbone"]["name"], root, mean, std, head_epochs=30,
+    mean, std = normalization(args)
+    result = evaluate(backbone, args["backbone"]["name"], root, mean, std, head_epochs=30,
                           head_lr=0.1, batch_size=profile.eval_batch_size,
                           num_workers=min(profile.num_workers, 2), grid=[], val_split="test")
     return {"maxboxacc": result["maxboxacc"], "maxboxacc_threshold": result["threshold"]}
@@ -134,10 +132,6 @@ def extra_evaluation(result: Dict[str, Any], profile: profiles.Profile, root: Pa
                                      " ".join(result.get("overrides", []))):
         out.update(spatial_metrics(ckpt, method, root, profile.batch_size))
     return out
-
-
-def run_file_of(runs_dir: Path, arm: str, seed: int) -> Path:
-    return runs_dir / f"{slug(arm)}-seed{seed}.json"
 
 
 def plan(profile: profiles.Profile, arms: Sequence[str],
@@ -187,10 +181,7 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
     """Runs the missing (arm, seed) pairs (``only``: just these), then writes the table."""
     runs_dir = out / profile_name / RUNS_DIR
     settings = profiles.settings_of(profile)
-    for path in sorted(runs_dir.glob("*.json")):
-        if not profiles.same_settings(json.loads(path.read_text())["base_settings"], settings):
-            raise SystemExit(f"{path} was measured with other settings than profile "
-                             f"{profile_name!r} has now: pass another --out to start again")
+    check_settings(runs_dir, settings, profile_name, "pass another --out")
     pending = [(a, s) for a, s in (list(only) or plan(profile, arms, seeds))
                if not run_file_of(runs_dir, a, s).exists()
                or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
@@ -269,38 +260,30 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
                        metadata(), notes, profile_dir)
 
 
+def rebuild_tables(profile_dir: Path) -> Optional[Path]:
+    """Rewrites ``clutter.md/.csv`` from the run files of a profile folder (if it has any)."""
+    if (profile_dir / RUNS_DIR).is_dir() and profile_dir.name in PROFILES["clutter"]:
+        return write_tables(profile_dir, PROFILES["clutter"][profile_dir.name])
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks clutter``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks clutter", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(PROFILES["clutter"]), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                         metavar="ARM", help=f"default: all of {list(ARMS)}")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
-    add_campaign_arguments(parser, "clutter")
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--only", action="append", default=[], metavar="ARM@SEED")
-    parser.add_argument("--no-tables", action="store_true")
+    add_campaign_arguments(parser, "clutter", what="ARM")
     args = parser.parse_args(argv)
-    only = []
-    for item in args.only:
-        arm, sep, seed = item.rpartition("@")
-        if not sep or arm not in ARMS or not seed.isdigit():
-            parser.error(f"--only takes ARM@SEED with ARM one of {list(ARMS)}, got {item!r}")
-        only.append((arm, int(seed)))
-    if args.jobs < 1:
-        parser.error(f"--jobs={args.jobs}: allowed values are integers >= 1")
-    profile = PROFILES[args.profile]
-    for item in args.set:
-        profile = dataclasses.replace(profile, **profiles.parse_field(parser, profile, item))
+    only = parse_pairs(parser, args.only, list(ARMS), "ARM")
+    profile = campaign_profile(parser, args, "clutter")
     cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    child_argv = ["--profile", args.profile, "--out", str(args.out), "--data-root",
-                  str(args.data_root), "--cifar-dir", str(cifar_dir), "--work-dir",
-                  str(args.work_dir), *(f"--set={i}" for i in args.set)]
     return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
                      args.work_dir.expanduser(), args.arms, args.seeds, only, args.jobs,
-                     child_argv, not args.no_tables)
+                     child_options(args, cifar_dir), not args.no_tables)
 
 
 if __name__ == "__main__":

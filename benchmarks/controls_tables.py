@@ -7,11 +7,10 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from benchmarks import stats
 from benchmarks.common import write_table
-from benchmarks.profiles import Profile, profile_from_settings
+from benchmarks.profiles import PROFILES, Profile, profile_from_settings
 from benchmarks.runs import RUN_NOTES, learning_check
 from benchmarks.control_variants import (
     MECHANISM,
-    PROFILES,
     RANDOM_INIT,
     RUNS_DIR,
     SWAV,
@@ -151,8 +150,8 @@ def write_tables(profile_dir: Path) -> Dict[str, Path]:
     if not runs:
         raise SystemExit(f"no control runs under {profile_dir / RUNS_DIR}")
     name = runs[0]["profile"]
-    profile = profile_from_settings(runs[0]["base_settings"],
-                                    PROFILES[name].why if name in PROFILES else "")
+    known = PROFILES["controls"].get(name)
+    profile = profile_from_settings(runs[0]["base_settings"], known.why if known else "")
     for run in runs:
         run.update(learning_check(run.get("swav_loss_per_epoch", []),
                                            profile.num_prototypes))

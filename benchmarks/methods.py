@@ -6,30 +6,39 @@ budget, one seed (docs/method.md section 9).
 
 Each pair is pretrained from the method's shipped drop-in config
 (``scripts/pretrain/cifar/<method>_scaca.yaml``: the host's settings for that method, plus the
-CA keys) on the controls' data (``benchmarks/control_variants.py``), with the profile's backbone,
-crop size, batch, epochs, warm-up and milder augmentation (every pipeline), and evaluated as
-every benchmark is (k-NN 20/200, the host's linear model). Where the host's config does not fit
-the budget it is changed for both arms alike: the profile's number of prototypes (SwAV,
-DeepClusterV2's three sets, DINO) and momentum ``base_tau`` 0.99 (BYOL, DINO: the host's 0.9995
-barely moves the teacher in a few hundred steps). SwAV's row uses the profile's SwAV settings
-(its lr, no queue, prototypes frozen for one epoch). Result files resume as in ``controls``;
-writes ``methods.md/.csv``.
+CA keys) on the controls' data (``PROFILES["controls"]`` of ``benchmarks/profiles.py``), with
+the profile's backbone, crop size, batch, epochs, warm-up and milder augmentation (every
+pipeline), and evaluated as every benchmark is (k-NN 20/200, the host's linear model). Where
+the host's config does not fit the budget it is changed for both arms alike: the profile's
+number of prototypes (SwAV, DeepClusterV2's three sets, DINO) and momentum ``base_tau`` 0.99
+(BYOL, DINO: the host's 0.9995 barely moves the teacher in a few hundred steps). SwAV's row
+uses the profile's SwAV settings (its lr, no queue, prototypes frozen for one epoch). Result
+files resume as in ``controls``; writes ``methods.md/.csv``.
 """
 
 import argparse
 import csv
-import dataclasses
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 from benchmarks import data, profiles, runs
-from benchmarks.ablations import slug
+from benchmarks.campaign import (
+    RANDOM_INIT,
+    add_campaign_arguments,
+    campaign_profile,
+    child_options,
+    config_of,
+    data_and_random_init,
+    method_overrides,
+    parse_pairs,
+    run_file_of,
+    run_parallel,
+)
 from benchmarks.common import RESULTS
-from benchmarks.control_variants import CURVES, PROFILES, RANDOM_INIT
-from benchmarks.controls import add_campaign_arguments, data_and_random_init, run_parallel
+from benchmarks.control_variants import CURVES
+from benchmarks.profiles import PROFILES
 
-CONFIG_DIR = runs.REPO / "scripts" / "pretrain" / "cifar"
 HOST_METHODS = ("swav", "deepclusterv2", "dino", "byol", "simclr")
 RUNS_DIR = "method_runs"
 # host methods whose own class fails on a single GPU: the host's DeepClusterV2 indexes its CPU
@@ -37,42 +46,6 @@ RUNS_DIR = "method_runs"
 # single-process path). Their baseline arm is ``<method>_scaca`` with ``ca_weight=0``: exactly
 # the host's method (tests/test_scaca_methods.py), with that fix.
 BASELINE_AS_CA_WEIGHT_0 = ("deepclusterv2",)
-
-
-def method_overrides(profile: profiles.Profile, host: str) -> List[str]:
-    """The profile's overrides of ``<host>_scaca.yaml`` (the same for both arms)."""
-    import omegaconf
-
-    if host == "swav":  # the controls' swav runs exactly (scripts/pretrain/custom/swav_scaca.yaml)
-        return profile.pretrain_overrides()
-    raw = omegaconf.OmegaConf.load(CONFIG_DIR / f"{host}_scaca.yaml")
-    pipelines = [d for d in raw.defaults if isinstance(d, dict) and "augmentations" in d]
-    asymmetric = pipelines and pipelines[0]["augmentations"] == "asymmetric.yaml"
-    out = [*profile.generic_overrides(), "data.dataset=custom", "++data.no_labels=False"]
-    augmentation = [o for o in profile.hydra_overrides if o.startswith("augmentations.0.")]
-    out += [o for o in profile.hydra_overrides if o not in augmentation]
-    for index in ((0, 1) if asymmetric else (0,)):
-        out += [o.replace("augmentations.0.", f"augmentations.{index}.") for o in augmentation]
-        out.append(f"augmentations.{index}.crop_size={profile.crop_size}")
-    if host == "deepclusterv2":
-        out.append(f"method_kwargs.num_prototypes=[{','.join([str(profile.num_prototypes)] * 3)}]")
-    if host == "dino":
-        out.append(f"method_kwargs.num_prototypes={profile.num_prototypes}")
-    if host in ("dino", "byol"):
-        out.append("momentum.base_tau=0.99")
-    return out
-
-
-def config_of(host: str) -> Tuple[Path, str]:
-    """The config both arms start from: the controls' custom config for SwAV (its rows are then
-    the controls' runs), the cifar drop-in config of every other method."""
-    if host == "swav":
-        return runs.PRETRAIN_CONFIG_DIR, "swav_scaca"
-    return CONFIG_DIR, f"{host}_scaca"
-
-
-def run_file_of(runs_dir: Path, method: str, seed: int) -> Path:
-    return runs_dir / f"{slug(method)}-seed{seed}.json"
 
 
 def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
@@ -195,7 +168,7 @@ def rebuild_table(profile_dir: Path) -> Optional[Path]:
     if not results:
         return None
     measured = {r.get("host_method") for r in results}
-    return write_table(profile_dir, PROFILES[results[0]["profile"]],
+    return write_table(profile_dir, PROFILES["controls"][results[0]["profile"]],
                        [h for h in HOST_METHODS if h in measured], results[0]["seed"])
 
 
@@ -203,34 +176,23 @@ def main(argv=None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks methods``)."""
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks methods", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES), default="cpu")
+    parser.add_argument("--profile", choices=list(PROFILES["controls"]), default="cpu")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--methods", nargs="+", choices=HOST_METHODS, default=list(HOST_METHODS))
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first")
-    add_campaign_arguments(parser, "methods")
-    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (processes)")
-    parser.add_argument("--only", action="append", default=[], metavar="METHOD@SEED",
-                        help="run just this one (repeat); used by --jobs")
-    parser.add_argument("--no-tables", action="store_true", help="do not write the table")
+    add_campaign_arguments(parser, "methods", what="METHOD")
     args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
-    for item in args.set:
-        profile = dataclasses.replace(profile, **profiles.parse_field(parser, profile, item))
+    profile = campaign_profile(parser, args, "controls")
     seed = profile.seeds[0] if args.seed is None else args.seed
     known = [m for h in HOST_METHODS for m in (h, f"{h}_scaca")]
-    only: List[str] = []
-    for item in args.only:
-        method, _, given = item.rpartition("@")
-        if method not in known or given != str(seed):
-            parser.error(f"--only takes METHOD@{seed} with METHOD one of {known}, got {item!r}")
-        only.append(method)
+    pairs = parse_pairs(parser, args.only, known, "METHOD")
+    if any(given != seed for _, given in pairs):
+        parser.error(f"--only takes METHOD@{seed} with METHOD one of {known}, got {args.only}")
+    only = [method for method, _ in pairs]
     cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    child_argv = ["--profile", args.profile, "--out", str(args.out), "--seed", str(seed),
-                  "--data-root", str(args.data_root), "--cifar-dir", str(cifar_dir),
-                  "--work-dir", str(args.work_dir), *(f"--set={i}" for i in args.set)]
     return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), args.methods, seed, only, args.jobs, child_argv,
-                     not args.no_tables)
+                     args.work_dir.expanduser(), args.methods, seed, only, args.jobs,
+                     child_options(args, cifar_dir, "--seed", str(seed)), not args.no_tables)
 
 
 if __name__ == "__main__":

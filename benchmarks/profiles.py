@@ -1,5 +1,8 @@
-"""What sizes a benchmark suite (``Profile``), the accuracy benchmark's profiles, and how run
-files' settings are compared."""
+"""What sizes a benchmark suite (``Profile``), every suite's profiles (``PROFILES[suite][name]``:
+the ``--profile cpu|gpu|tiny`` of each benchmark), and how run files' settings are compared.
+
+Suites: ``accuracy`` (the accuracy and ablations benchmarks), ``controls`` (controls, attention,
+methods), ``clutter`` (clutter)."""
 
 import argparse
 import dataclasses
@@ -62,7 +65,7 @@ class Profile:
         ]
 
 
-PROFILES: Dict[str, Profile] = {
+ACCURACY: Dict[str, Profile] = {
     # 2-core CPU, about 75 minutes for 6 runs. Measured on this 2-core machine while it was
     # quiet (a probe run of swav, 8 epochs): 74-88 s per epoch (62 steps), 623 s of
     # pretraining, ~25 s of evaluation on 1000 test images (~70 s on all 10000); swav_scaca's
@@ -117,6 +120,76 @@ PROFILES: Dict[str, Profile] = {
     ),
 }
 
+
+# the controls campaign (and the methods and attention benchmarks): an 8x8 map
+SPATIAL_AUGMENTATION = (
+    "augmentations.0.color_jitter.brightness=0.4", "augmentations.0.color_jitter.contrast=0.4",
+    "augmentations.0.color_jitter.saturation=0.4", "augmentations.0.color_jitter.hue=0.1",
+    "augmentations.0.gaussian_blur.prob=0.0", "augmentations.0.rrc.crop_min_scale=0.2",
+)
+
+# a CPU probe of the host's own main_pretrain.py (swav, 8 epochs: kNN-20 37.4% against
+# 29.9% at random init, on an Intel Xeon at ~90 s per epoch; the AMD EPYC machines take
+# about twice that)
+CPU = dataclasses.replace(
+    ACCURACY["cpu"],  # the accuracy profile's schedule and evaluation, and:
+    why=("`wide_resnet28w2` at CIFAR's native 32 px: its last map (the input of the add-on) "
+         "is 8x8. 5000 training images (500 per class), batch 64 (78 steps per epoch), 8 "
+         "epochs, lr 0.15, 100 prototypes, no queue, prototypes frozen (and the CA weight "
+         "ramped up) for 1 epoch, 1 warm-up epoch, colour jitter 0.4/0.4/0.4/0.1, no blur, "
+         "crops of at least 20%: a CPU probe of the host's main_pretrain.py, under which the "
+         "host's swav reached kNN-20 37.4% after 8 epochs against 29.9% at random init. "
+         "About 25-30 min per run on a 2-core AMD EPYC."),
+    train_per_class=500, crop_size=32, batch_size=64, lr=0.15, queue_size=0,
+    epoch_queue_starts=0, hydra_overrides=SPATIAL_AUGMENTATION, backbone="wide_resnet28w2",
+)
+CONTROLS: Dict[str, Profile] = {
+    "cpu": CPU,
+    # one H200, the campaign's 11 runs (swav, default and uniform x 3 seeds, random pairing and
+    # feature keys x 1: pass them as --variants, the default is every variant) side by side
+    # as separate processes (--jobs 11) in one device call.
+    # Measured on one (2026-11-29, benchmarks/results/gpu-h200/ABOUT.md): the data pipeline is
+    # the limit, not the GPU: one run alone took 38 s per epoch of 50,000 images with two
+    # loader workers (GPU under 21% busy), and 11 runs of 5 epochs kept the 16 cores 98% busy
+    # for 7.3 min without finishing. Hence 3 epochs: an estimate from that attempt, not yet run.
+    "gpu": dataclasses.replace(
+        CPU,
+        why=("The cpu profile's spatial setting (`wide_resnet28w2` at 32 px, 8x8 map, the same "
+             "augmentation, prototypes and schedule shape) on the whole CIFAR-10 training "
+             "split: 3 epochs of 195 steps of 256 images, lr 0.15 x 256/256, mixed precision. "
+             "The runs go side by side (`--jobs 11`) on one GPU; on an H200 machine the 16 CPU "
+             "cores' data pipeline is the limit (5 epochs did not fit one 9-minute call)."),
+        epochs=3, train_per_class=None, batch_size=256, num_workers=2, linear_epochs=30,
+        linear_batch_size=1024, eval_batch_size=1024,
+        hydra_overrides=(*SPATIAL_AUGMENTATION, "precision=16-mixed"),
+    ),
+    # CI: the code path only
+    "tiny": dataclasses.replace(
+        CPU, why="CI check of the code path only: the numbers mean nothing.", seeds=(0, 1),
+        epochs=1, train_per_class=8, test_per_class=4, batch_size=16, warmup_epochs=0,
+        num_prototypes=10, freeze_prototypes_epochs=0, num_workers=1, linear_epochs=2,
+        linear_batch_size=16, eval_batch_size=64,
+    ),
+}
+
+# the clutter campaign: the controls' profiles on cifar10-clutter
+CLUTTER: Dict[str, Profile] = {
+    "cpu": dataclasses.replace(
+        CONTROLS["cpu"],
+        why=("The controls' cpu profile (`wide_resnet28w2` at 32 px, 8x8 map, batch 64, 8 "
+             "epochs, lr 0.15, 100 prototypes, no queue, colour jitter 0.4/0.4/0.4/0.1, crops "
+             "of at least 20%) on cifar10-clutter: 500 training objects per class (5000 "
+             "canvases) and the 10,000 test objects on their canvases; clean CIFAR-10: the "
+             "first 500 training images per class and the whole test split. About 45-80 min "
+             "per run on 2 CPU cores, depending on what else runs."),
+        test_per_class=1000),
+    "tiny": dataclasses.replace(CONTROLS["tiny"], seeds=(0,), test_per_class=4),
+}
+
+# suite -> profile name -> Profile
+PROFILES: Dict[str, Dict[str, Profile]] = {
+    "accuracy": ACCURACY, "controls": CONTROLS, "clutter": CLUTTER,
+}
 
 def settings_of(profile: Profile) -> Dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v)

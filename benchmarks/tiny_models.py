@@ -1,6 +1,7 @@
-"""Tiny swav / swav_scaca configs and models built through the host's parser: the overhead and
-CAM benchmarks' models, and the tests' fixtures."""
+"""Tiny swav / swav_scaca configs, models and checkpoints built through the host's parser: the
+overhead and CAM benchmarks' models, and the tests' fixtures."""
 
+import json
 from pathlib import Path
 from typing import List
 
@@ -67,3 +68,17 @@ def ready_for_steps(model: torch.nn.Module, batch_size: int = 8) -> torch.nn.Mod
         model.register_buffer("local_memory_embeddings", torch.zeros(
             model.num_large_crops, batch_size, model.proj_output_dim))
     return model.train()
+
+
+def make_tiny_checkpoint(path: Path, method: str, seed: int = 0) -> Path:
+    """A random-init tiny ``method`` model (``make_cfg``'s tiny config: ResNet-18, CIFAR stem)
+    saved as ``{"state_dict": ...}`` with its ``args.json`` beside it (one per folder)."""
+    from solo.methods import METHODS
+
+    torch.manual_seed(seed)
+    cfg = make_cfg(method=method)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": METHODS[method](cfg).state_dict()}, path)
+    (path.parent / "args.json").write_text(json.dumps(OmegaConf.to_container(cfg)))
+    return path

@@ -219,7 +219,7 @@ def test_gpu_profile_config_builds_both_methods(tmp_path):
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
 
-    profile = profiles.PROFILES["gpu"]
+    profile = profiles.PROFILES["accuracy"]["gpu"]
     for method in accuracy.METHODS:
         cfg = runs.pretrain_config(profile, method, 0, tmp_path, tmp_path / "ckpt",
                                        "image_folder")
@@ -289,7 +289,7 @@ def test_gpu_profile_runs_on_cpu_with_tiny_budget(tiny_suite, tmp_path):
                 "--data-root", tiny_suite["argv"][6], "--work-dir", str(tmp_path / "work"),
                 "--epochs", "1", "--batch-size", "32", "--num-workers", "1", "--seeds", "0",
                 "--train-per-class", "8", "--test-per-class", "4"])
-    gpu = profiles.PROFILES["gpu"]
+    gpu = profiles.PROFILES["accuracy"]["gpu"]
     for method in accuracy.METHODS:
         run = json.loads((tmp_path / "results" / "gpu" / "runs" / f"{method}-seed0.json")
                          .read_text())
@@ -335,7 +335,7 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
                    "++method_kwargs.sk_epsilon=0.02", "--methods", "swav"])
     profile = seen["p"]
     assert profile.lr == 0.15 and profile.crop_size == 32 and profile.seeds == (0, 1)
-    assert profile.test_per_class is None and profile.epochs == profiles.PROFILES["cpu"].epochs
+    assert profile.test_per_class is None and profile.epochs == profiles.PROFILES["accuracy"]["cpu"].epochs
     assert profile.hydra_overrides[-1] == "++method_kwargs.sk_epsilon=0.02"
     assert seen["k"]["methods"] == ["swav"]
     for bad, needle in (("nope=1", "FIELD one of"), ("lr=fast", "lr takes a float")):
@@ -347,7 +347,7 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
 def test_cpu_profile_augmentation_reaches_the_composed_config(tmp_path):
     """The cpu profile's milder augmentation (its ``hydra_overrides``) is what the pretraining
     config of both methods holds; everything else stays the shipped recipe."""
-    profile = profiles.PROFILES["cpu"]
+    profile = profiles.PROFILES["accuracy"]["cpu"]
     for method in accuracy.METHODS:
         cfg = runs.pretrain_config(profile, method, 0, tmp_path / "train", tmp_path / "ckpt",
                                        "image_folder")

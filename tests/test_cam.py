@@ -277,12 +277,11 @@ def test_localization_set_from_real_cifar10(tmp_path):
 
 def test_cam_benchmark_tiny_end_to_end(fake_source, tmp_path):
     from benchmarks import cam as bench
+    from benchmarks.tiny_models import make_tiny_checkpoint
 
-    ckpts = [("swav", bench.make_tiny_checkpoint(tmp_path / "swav0" / "a.ckpt", "swav", 0)),
-             ("swav_scaca",
-              bench.make_tiny_checkpoint(tmp_path / "scaca0" / "a.ckpt", "swav_scaca", 1)),
-             ("swav_scaca",
-              bench.make_tiny_checkpoint(tmp_path / "scaca1" / "a.ckpt", "swav_scaca", 2))]
+    ckpts = [("swav", make_tiny_checkpoint(tmp_path / "swav0" / "a.ckpt", "swav", 0)),
+             ("swav_scaca", make_tiny_checkpoint(tmp_path / "scaca0" / "a.ckpt", "swav_scaca", 1)),
+             ("swav_scaca", make_tiny_checkpoint(tmp_path / "scaca1" / "a.ckpt", "swav_scaca", 2))]
     out = tmp_path / "out"
     runs = tmp_path / "runs"  # the accuracy benchmark's run files name method and checkpoint
     runs.mkdir()
@@ -320,7 +319,7 @@ def test_cam_benchmark_tiny_end_to_end(fake_source, tmp_path):
 
 
 def test_benchmark_input_size_scales_images_and_boxes(toy_data):
-    from benchmarks.cam import split_data
+    from benchmarks.cam_eval import split_data
 
     loader, boxes, paths = split_data(toy_data, "val", (0,) * 3, (1,) * 3, 8, 0)
     big_loader, big_boxes, big_paths = split_data(toy_data, "val", (0,) * 3, (1,) * 3, 8, 0,

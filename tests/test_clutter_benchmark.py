@@ -9,7 +9,7 @@ import torch
 from benchmarks import clutter, incentive
 from benchmarks import data as bench_data
 from benchmarks.__main__ import main as bench_main
-from benchmarks.cam import make_tiny_checkpoint
+from benchmarks.tiny_models import make_tiny_checkpoint
 from solo_scaca.data.clutter import generate_clutter
 from tests.test_benchmarks import _cifar_dir, _csv
 from tests.test_clutter import solid_cifar

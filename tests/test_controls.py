@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import control_variants, controls, controls_tables, runs
+from benchmarks import control_variants, controls, controls_tables, profiles, runs
+from benchmarks.campaign import run_parallel
 from benchmarks import data as bench_data
 from benchmarks.__main__ import main as bench_main
 from tests.test_benchmarks import REPO, _cifar_dir, _csv
@@ -89,7 +90,7 @@ def test_gpu_profile_configs_build_every_variant(tmp_path):
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
 
-    profile = control_variants.PROFILES["gpu"]
+    profile = profiles.PROFILES["controls"]["gpu"]
     for variant, (method, overrides, _) in control_variants.VARIANTS.items():
         varied = dataclasses.replace(profile, hydra_overrides=profile.hydra_overrides + overrides)
         cfg = runs.pretrain_config(varied, method, 0, tmp_path, tmp_path / "c",
@@ -162,7 +163,7 @@ def test_an_interrupt_stops_the_side_by_side_runs(tmp_path, monkeypatch):
     timer.start()
     begin = time.time()
     with pytest.raises(KeyboardInterrupt):
-        controls.run_parallel([("swav", s) for s in range(4)], 2, [], tmp_path / "logs")
+        run_parallel([("swav", s) for s in range(4)], 2, [], tmp_path / "logs")
     timer.cancel()
     assert time.time() - begin < 40
     assert len(started) == 2  # the two queued runs never started

@@ -5,7 +5,7 @@ train split; the CAMs of the true classes of its val split (GT-known) are scored
 (Choe et al., CVPR 2020: box of the largest connected component of ``CAM >= t``, IoU >= 0.5,
 best of t in 0, 0.01, ..., 0.99). Two datasets: (a) the generated toy shapes (val split and its
 boxes), (b) real CIFAR-10 test images pasted on collages of other classes
-(``solo_scaca.evaluation.localization``). Mean and std over the checkpoints of each method.
+(``solo_scaca.data.collage``). Mean and std over the checkpoints of each method.
 
     python3 -m benchmarks.cam --ckpt swav=A.ckpt --ckpt swav=B.ckpt \\
         --ckpt swav_scaca=C.ckpt --ckpt swav_scaca=D.ckpt   # writes benchmarks/results/cam.*
@@ -35,7 +35,7 @@ from benchmarks.cam_eval import evaluate, normalization, split_data
 from benchmarks.common import RESULTS, metadata, write_table
 from benchmarks.data import shared_data_dir
 from solo_scaca.evaluation.cam import center_gaussian_maps, max_box_acc
-from solo_scaca.evaluation.localization import generate_localization_set
+from solo_scaca.data.collage import generate_localization_set
 from solo_scaca.data.toy_shapes import generate_toy_shapes
 from solo_scaca.host.export import load_backbone, read_pretrain_args
 

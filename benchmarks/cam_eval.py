@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
-from solo_scaca.data.toy_shapes import read_boxes
+from solo_scaca.data.layout import read_boxes
 from solo_scaca.evaluation.cam import (cams_from_features, estimated_boxes, location_features,
                                        max_box_acc, train_linear_head, upsample_and_normalize)
 from solo_scaca.host.knn import extract_features

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from benchmarks.profiles import Profile
+from solo_scaca.data.layout import is_image
 
 REPO = Path(__file__).resolve().parent.parent
 CIFAR10_SHA256 = {
@@ -20,7 +21,6 @@ CIFAR10_SHA256 = {
 # test/<class>/ tarballs or folders) but has no copy here to pin its checksums from
 CHECKSUMS: Dict[str, Dict[str, str]] = {"cifar10": CIFAR10_SHA256, "cifar100": {}}
 DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def shared_data_dir() -> Path:
@@ -115,7 +115,7 @@ def class_subset(split_dir: Path, per_class: Optional[int], dest: Path) -> Path:
     if not classes:
         raise ValueError(f"{split_dir} has no class folders")
     for cls in classes:
-        files = sorted(f for f in cls.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(f for f in cls.iterdir() if is_image(f.name))
         if len(files) < per_class:
             raise ValueError(f"{cls} has {len(files)} images, fewer than the {per_class} per "
                              f"class the profile asks for")
@@ -157,7 +157,7 @@ def clutter_images(root: Path, count: int, size: int) -> Tuple["torch.Tensor", "
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
-    from solo_scaca.data.toy_shapes import read_boxes
+    from solo_scaca.data.layout import read_boxes
 
     rows = [r for r in read_boxes(root) if r["split"] == "test"]
     by_class: Dict[int, List[dict]] = {}

@@ -18,8 +18,8 @@ from solo_scaca.evaluation.cam import (backbone_family, box_accuracy_curve, box_
                             location_features, max_box_acc, normalize_maps,
                             train_linear_head)
 from benchmarks.data import shared_data_dir
-from solo_scaca.evaluation.localization import generate_localization_set, read_source
-from solo_scaca.data.toy_shapes import read_boxes
+from solo_scaca.data.collage import generate_localization_set, read_source
+from solo_scaca.data.layout import read_boxes
 from solo_scaca.host.export import build_backbone
 
 SIZE = 32

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from solo_scaca.data.clutter import generate_clutter, main
-from solo_scaca.data.toy_shapes import read_boxes
+from solo_scaca.data.layout import read_boxes
 from solo_scaca.evaluation.box_metrics import border_share, box_coverage, box_masks, mask_in_box
 
 COLOURS = {"a": (255, 0, 0), "b": (0, 255, 0), "c": (0, 0, 255), "d": (255, 255, 0)}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from solo_scaca.data.toy_shapes import CLASS_NAMES, generate_toy_shapes, main, read_boxes
+from solo_scaca.data.layout import read_boxes
+from solo_scaca.data.toy_shapes import CLASS_NAMES, generate_toy_shapes, main
 
 TRAIN, VAL, SIZE = 3, 2, 48
 

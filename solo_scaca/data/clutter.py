@@ -5,7 +5,7 @@ CIFAR-10 objects fill their 32 px frame, so global pooling already looks at the 
 spatial mask has nothing to look away from. Here each image is scaled to s x s (s drawn in
 [14, 22] px by default) and pasted at a random position of a 32 px canvas whose background is a
 mosaic of patches of images of *other* classes of the same split (the collage of
-``solo_scaca.evaluation.localization``). The training split's objects come from CIFAR-10's
+``solo_scaca.data.collage``). The training split's objects come from CIFAR-10's
 training split, the test split's from its test split, so the test objects are unseen.
 
 Per class, the source's files sorted by name give the objects (the first ``train_per_class`` of
@@ -23,16 +23,12 @@ byte-identical files. Layout under ``root`` (the toy shapes' ``boxes.csv`` forma
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
-from solo_scaca.data.toy_shapes import CSV_HEADER
-from solo_scaca.evaluation.localization import Opener, compose_image, read_source
+from solo_scaca.data.collage import Opener, read_source, write_collages
+from solo_scaca.data.layout import clear, finished
 
 SPLITS = ("train", "test")
 CANVAS_SIZE = 32
@@ -79,45 +75,18 @@ def generate_clutter(root: str | Path, cifar: str | Path, train_per_class: Optio
                          f"{max_side}, {canvas_size}")
     root, cifar = Path(root), Path(cifar)
     sources = {split: source_of(cifar, split) for split in SPLITS}
-    done = root / "DONE"
     params = json.dumps({"cifar": str(cifar.resolve()), "train_per_class": train_per_class,
                          "test_per_class": test_per_class, "seed": seed,
                          "canvas_size": canvas_size, "min_side": min_side,
                          "max_side": max_side}, sort_keys=True) + "\n"
-    if done.exists() and not overwrite:
-        if done.read_text() != params:
-            raise ValueError(f"{root} holds a set generated with {done.read_text().strip()}, "
-                             f"not {params.strip()}; pass --overwrite to regenerate it")
+    if finished(root, params, overwrite, hint="pass --overwrite"):
         return root
-    for split in SPLITS:
-        shutil.rmtree(root / split, ignore_errors=True)
-    for name in ("boxes.csv", "sources.csv", "DONE"):
-        (root / name).unlink(missing_ok=True)
-
+    clear(root, SPLITS, ("boxes.csv", "sources.csv"))
     counts = {"train": train_per_class, "test": test_per_class}
-    rows, provenance = [], []
-    for split_id, split in enumerate(SPLITS):
-        objects = _objects(read_source(sources[split]), counts[split], sources[split])
-        class_names = sorted(objects)
-        for label, class_name in enumerate(class_names):
-            folder = root / split / class_name
-            folder.mkdir(parents=True)
-            pool = [opener for other in class_names if other != class_name
-                    for _, opener in objects[other]]
-            for index, (file_name, opener) in enumerate(objects[class_name]):
-                rng = np.random.default_rng((seed, split_id, label, index))
-                img, box = compose_image(rng, opener(), pool, canvas_size, min_side, max_side)
-                rel = f"{split}/{class_name}/{index:04d}.png"
-                img.save(root / rel, format="PNG")
-                rows.append((split, rel, class_name, label, *box))
-                provenance.append((rel, f"{class_name}/{file_name}"))
-    for name, header, table in (("boxes.csv", CSV_HEADER, rows),
-                                ("sources.csv", ("path", "source"), provenance)):
-        with open(root / name, "w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(table)
-    done.write_text(params)
+    objects = [(split, _objects(read_source(sources[split]), counts[split], sources[split]))
+               for split in SPLITS]
+    write_collages(root, objects, seed, canvas_size, min_side, max_side)
+    (root / "DONE").write_text(params)
     return root
 
 

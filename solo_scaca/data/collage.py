@@ -14,7 +14,7 @@ share a source image, and val does not change with the train count. Each canvas 
 own generator seeded by ``(seed, split, label, index)``: the same seed and source give
 byte-identical files.
 
-Layout written under ``root`` (the same as ``toy_shapes``, so both share ``read_boxes``)::
+Layout written under ``root`` (the same as ``toy_shapes``: ``layout.read_boxes`` reads both)::
 
     train/<class_name>/<nnnn>.png   RGB PNG, canvas_size x canvas_size (ImageFolder layout)
     val/<class_name>/<nnnn>.png
@@ -25,29 +25,24 @@ Layout written under ``root`` (the same as ``toy_shapes``, so both share ``read_
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from solo_scaca.data.toy_shapes import CSV_HEADER, SPLITS, dataset_parser
+from solo_scaca.data.layout import (CSV_HEADER, clear, dataset_parser, finished, is_image,
+                                    write_csv)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val")
 # A background crop covers this fraction range of the source image's side.
 CROP_FRACTION = (0.4, 1.0)
 
 Opener = Callable[[], Image.Image]
 Source = Dict[str, List[Tuple[str, Opener]]]  # class name -> sorted (file name, opener)
-
-
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _open_file(path: Path) -> Opener:
@@ -74,13 +69,13 @@ def read_source(source: str | Path) -> Source:
     classes: Dict[str, List[Tuple[str, Opener]]] = {}
     if source.is_dir():
         for folder in sorted(p for p in source.iterdir() if p.is_dir()):
-            files = sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p.name))
+            files = sorted(p for p in folder.iterdir() if p.is_file() and is_image(p.name))
             classes[folder.name] = [(p.name, _open_file(p)) for p in files]
     elif source.is_file() and tarfile.is_tarfile(source):
         with tarfile.open(source, "r|*") as tar:  # one streaming pass
             for member in tar:
                 parts = member.name.split("/")
-                if member.isfile() and len(parts) >= 2 and _is_image(parts[-1]):
+                if member.isfile() and len(parts) >= 2 and is_image(parts[-1]):
                     data = tar.extractfile(member).read()
                     classes.setdefault(parts[-2], []).append((parts[-1], _open_bytes(data)))
         classes = {k: sorted(v, key=lambda e: e[0]) for k, v in sorted(classes.items())}
@@ -161,39 +156,14 @@ def split_sources(source: Source, train_per_class: int,
                       for k, v in source.items()}}
 
 
-def generate_localization_set(root: str | Path, source: str | Path, train_per_class: int = 400,
-                              val_per_class: int = 100, canvas_size: int = 64,
-                              min_side: int = 24, max_side: int = 48, seed: int = 0,
-                              overwrite: bool = False) -> Path:
-    """Writes the localization set under ``root`` and returns ``root`` as a Path.
-
-    Caching as ``toy_shapes.generate_toy_shapes``: a finished set (``DONE``) with the same
-    parameters is returned at once, one with other parameters raises ValueError unless
-    ``overwrite``; an unfinished one is cleared and redone. Only the files this function writes
-    are ever removed.
-    """
-    _check_args(train_per_class, val_per_class, canvas_size, min_side, max_side, seed)
-    root = Path(root)
-    done = root / "DONE"
-    params = json.dumps({"source": str(Path(source).resolve()), "train_per_class": train_per_class,
-                         "val_per_class": val_per_class, "canvas_size": canvas_size,
-                         "min_side": min_side, "max_side": max_side, "seed": seed},
-                        sort_keys=True) + "\n"
-    if done.exists() and not overwrite:
-        if done.read_text() != params:
-            raise ValueError(f"{root} holds a set generated with {done.read_text().strip()}, "
-                             f"not {params.strip()}; pass overwrite=True to regenerate it")
-        return root
-
-    splits = split_sources(read_source(source), train_per_class, val_per_class)
-    for split in SPLITS:
-        shutil.rmtree(root / split, ignore_errors=True)
-    for name in ("boxes.csv", "sources.csv", "DONE"):
-        (root / name).unlink(missing_ok=True)
-
+def write_collages(root: Path, splits: Sequence[Tuple[str, Source]], seed: int,
+                   canvas_size: int, min_side: int, max_side: int) -> None:
+    """Every object of every split and class composed on a collage of the split's other classes
+    (``compose_image``), written under ``root`` with ``boxes.csv`` and ``sources.csv``. The
+    canvas of (split, label, index) is drawn with its own generator seeded by
+    ``(seed, the split's position in splits, label, index)``."""
     rows, provenance = [], []
-    for split_id, split in enumerate(SPLITS):
-        objects = splits[split]
+    for split_id, (split, objects) in enumerate(splits):
         class_names = sorted(objects)
         for label, class_name in enumerate(class_names):
             folder = root / split / class_name
@@ -207,19 +177,39 @@ def generate_localization_set(root: str | Path, source: str | Path, train_per_cl
                 img.save(root / rel, format="PNG")
                 rows.append((split, rel, class_name, label, *box))
                 provenance.append((rel, f"{class_name}/{file_name}"))
+    write_csv(root / "boxes.csv", CSV_HEADER, rows)
+    write_csv(root / "sources.csv", ("path", "source"), provenance)
 
-    for name, header, table in (("boxes.csv", CSV_HEADER, rows),
-                                ("sources.csv", ("path", "source"), provenance)):
-        with open(root / name, "w", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(table)
-    done.write_text(params)
+
+def generate_localization_set(root: str | Path, source: str | Path, train_per_class: int = 400,
+                              val_per_class: int = 100, canvas_size: int = 64,
+                              min_side: int = 24, max_side: int = 48, seed: int = 0,
+                              overwrite: bool = False) -> Path:
+    """Writes the localization set under ``root`` and returns ``root`` as a Path.
+
+    Caching as ``toy_shapes.generate_toy_shapes``: a finished set (``DONE``) with the same
+    parameters is returned at once, one with other parameters raises ValueError unless
+    ``overwrite``; an unfinished one is cleared and redone. Only the files this function writes
+    are ever removed.
+    """
+    _check_args(train_per_class, val_per_class, canvas_size, min_side, max_side, seed)
+    root = Path(root)
+    params = json.dumps({"source": str(Path(source).resolve()), "train_per_class": train_per_class,
+                         "val_per_class": val_per_class, "canvas_size": canvas_size,
+                         "min_side": min_side, "max_side": max_side, "seed": seed},
+                        sort_keys=True) + "\n"
+    if finished(root, params, overwrite):
+        return root
+    splits = split_sources(read_source(source), train_per_class, val_per_class)
+    clear(root, SPLITS, ("boxes.csv", "sources.csv"))
+    write_collages(root, [(split, splits[split]) for split in SPLITS], seed, canvas_size,
+                   min_side, max_side)
+    (root / "DONE").write_text(params)
     return root
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python3 -m solo_scaca.evaluation.localization --source SRC --out DIR``."""
+    """``python3 -m solo_scaca.data.collage --source SRC --out DIR``."""
     parser = dataset_parser(__doc__.splitlines()[0], 400, 100)
     parser.add_argument("--source", required=True,
                         help="ImageFolder directory or .tar.gz of one (e.g. cifar10/test.tar.gz)")

@@ -19,15 +19,14 @@ Layout written under ``root``::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from solo_scaca.data.layout import CSV_HEADER, clear, dataset_parser, finished, write_csv
 
 # The digit prefix makes ImageFolder's alphabetical label order equal to the list order.
 CLASS_NAMES = (
@@ -43,7 +42,6 @@ CLASS_NAMES = (
     "9_hollow_square",
 )
 SPLITS = ("train", "val")
-CSV_HEADER = ("split", "path", "class_name", "label", "x0", "y0", "x1", "y1")
 MIN_IMAGE_SIZE = 32
 # Object side as a fraction of the image side.
 MIN_SCALE, MAX_SCALE = 0.3, 0.6
@@ -201,20 +199,12 @@ def generate_toy_shapes(root: str | Path, train_per_class: int = 50,
     """
     _check_args(train_per_class, val_per_class, image_size, seed)
     root = Path(root)
-    done = root / "DONE"
     params = json.dumps({"train_per_class": train_per_class, "val_per_class": val_per_class,
                          "image_size": image_size, "seed": seed,
                          **({} if clutter else {"clutter": False})}, sort_keys=True) + "\n"
-    if done.exists() and not overwrite:
-        if done.read_text() != params:
-            raise ValueError(f"{root} holds a dataset generated with {done.read_text().strip()}, "
-                             f"not {params.strip()}; pass overwrite=True to regenerate it")
+    if finished(root, params, overwrite, what="dataset"):
         return root
-
-    for split in SPLITS:
-        shutil.rmtree(root / split, ignore_errors=True)
-    for name in ("boxes.csv", "DONE"):
-        (root / name).unlink(missing_ok=True)
+    clear(root, SPLITS, ("boxes.csv",))
 
     counts = {"train": train_per_class, "val": val_per_class}
     rows = []
@@ -229,32 +219,9 @@ def generate_toy_shapes(root: str | Path, train_per_class: int = 50,
                 img.save(root / rel, format="PNG")
                 rows.append((split, rel, class_name, label, *box))
 
-    with open(root / "boxes.csv", "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(CSV_HEADER)
-        writer.writerows(rows)
-    done.write_text(params)
+    write_csv(root / "boxes.csv", CSV_HEADER, rows)
+    (root / "DONE").write_text(params)
     return root
-
-
-def read_boxes(root: str | Path) -> list[dict]:
-    """Parses ``root/boxes.csv`` into dicts, with ``label`` and box coordinates as ints."""
-    with open(Path(root) / "boxes.csv", newline="") as f:
-        return [{k: (v if k in ("split", "path", "class_name") else int(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
-def dataset_parser(description: str, train_per_class: int,
-                   val_per_class: int) -> argparse.ArgumentParser:
-    """The options every generated box dataset takes: where, how many per class, the seed."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", required=True, help="dataset root folder")
-    parser.add_argument("--train-per-class", type=int, default=train_per_class)
-    parser.add_argument("--val-per-class", type=int, default=val_per_class)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true",
-                        help="regenerate even if the folder holds a finished dataset")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> None:

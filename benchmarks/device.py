@@ -15,8 +15,9 @@ Stages, in this order; each writes its result files under ``--out`` as soon as i
    ``dali.device=cpu`` without a GPU), each loader given the whole machine's cores; the loader
    alone; the GPU's busy share while training (``torch.cuda.utilization``, else ``nvidia-smi``;
    ``n/a`` without a GPU). ``throughput.md/.csv/.json``.
-2. ``overhead``: swav_scaca against swav, step time and memory, interleaved (the functions of
-   ``benchmarks/overhead.py``: same batch and weights, median of repeats).
+2. ``overhead``: swav_scaca against swav, step time and memory, interleaved (the overhead
+   benchmark's measurement, ``benchmarks/step_cost.py``: same batch and weights, median of
+   repeats).
    ``overhead.md/.csv/.json``.
 3. ``campaign``: the arms (``swav``, ``swav_scaca`` with ``--ca-overrides``, its
    ``ca_mask=uniform`` control with the same overrides, ``swav_lewel``) on the clutter set and
@@ -77,7 +78,7 @@ class Sizes:
     warmup_steps: int            # throughput: steps before the clock starts
     timed_steps: int             # throughput: steps timed
     loader_batches: int          # throughput: batches of the loader alone
-    overhead_setting: str        # benchmarks.overhead's setting name
+    overhead_setting: str        # a setting of benchmarks.step_cost
     overhead_repeats: int
     spatial_images: int          # clutter test images for mask-in-box
     clutter_per_class: Tuple[int, int]   # (train, test) objects per class
@@ -621,23 +622,24 @@ def stage_overhead(args, sizes: Sizes, deadline: Deadline, report: Report) -> Op
 
 
 def measure_overhead(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """benchmarks/overhead.py's interleaved measurement of one setting, with the CA overrides."""
+    """The overhead benchmark's interleaved measurement (``benchmarks/step_cost.py``) of one
+    setting, with the CA overrides."""
     import torch
 
-    from benchmarks import overhead
+    from benchmarks import step_cost
     from benchmarks.common import write_table
 
     sizes = _profiles()[spec["size"]]
-    settings = {**overhead.SETTINGS, **overhead.GPU_SETTINGS}
+    settings = {**step_cost.SETTINGS, **step_cost.GPU_SETTINGS}
     overrides, size, batch = settings[sizes.overhead_setting]
     if spec["size"] == "tiny":
-        size, batch = 16, 4  # overhead --tiny's sizes
+        size, batch = 16, 4  # the overhead benchmark's --tiny sizes
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = overhead.measure(sizes.overhead_setting, [*overrides, *spec["ca_overrides"]], size,
+    rows = step_cost.measure(sizes.overhead_setting, [*overrides, *spec["ca_overrides"]], size,
                             batch, sizes.overhead_repeats, device)
     ratio = next(r for r in rows if r["method"] == "ratio scaca/swav")
     out = Path(spec["out"])
-    notes = ("benchmarks/overhead.py's measurement (fp32, eager): the same random batch and "
+    notes = ("The overhead benchmark's measurement (fp32, eager): the same random batch and "
              "weights for swav and swav_scaca, steps interleaved, median of "
              f"{sizes.overhead_repeats}; extra CA overrides: {spec['ca_overrides'] or 'none'}. "
              + ("Memory: peak CUDA allocation." if device == "cuda" else

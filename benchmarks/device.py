@@ -757,11 +757,15 @@ def run(args) -> int:
     deadline = Deadline(args.deadline, 0.0, start=args.t0)
     sizes = _profiles()[args.size]
     deadline.margin = sizes.margin_s if args.margin is None else args.margin
+    base = args.base
+    need_install = args.install == "yes" or (args.install == "auto" and not _importable("solo"))
+    manifest = payload.read_manifest(base.parent) if need_install else None
+    if manifest and manifest.get("commit") and not os.environ.get("SOLO_SCACA_COMMIT"):
+        # the copy here may have no .git: the commit .device/ was prepared at
+        os.environ["SOLO_SCACA_COMMIT"] = f"{manifest['commit']} (at --prepare)"
     report = Report(args.out, deadline, args.archive)
     report.add(f"start: {args.size} sizes, deadline {args.deadline:.0f} s, out {args.out}")
     clutter_root = args.clutter_root
-    base = args.base
-    need_install = args.install == "yes" or (args.install == "auto" and not _importable("solo"))
     if need_install:
         if not (base / "MANIFEST.json").exists():
             report.write(f"cannot run: the host is not importable here and {base} has no "

@@ -54,6 +54,7 @@ HOST_STACK = ("lightning", "torchmetrics", "hydra-core", "omegaconf", "antlr4-py
               "timm", "setuptools")
 DALI_DISTS = ("nvidia-dali-cuda120", "nvidia-nvimgcodec-cu12", "nvidia-nvjpeg-cu12")
 DALI_TREES = ("nvidia/dali", "nvidia/nvimgcodec", "nvidia/nvjpeg")
+UNUSED_CODECS = ("libnvjpeg2k_ext", "libnvtiff_ext")  # nvImageCodec's JPEG 2000 and TIFF on GPU
 DALI_PY_DEPS = ("astunparse", "gast", "libcst", "makefun", "nvtx", "optree")
 CLUTTER_NAME = "cifar10-clutter-500pc-1000pc"  # benchmarks.data.clutter_root's name
 CALL_MIB = 52  # chunks per staging call; the working tree (~8 MiB) travels too, 64 MiB in all
@@ -240,8 +241,8 @@ def host_wheel(dest: Path, checkout: Optional[Path] = None) -> None:
 
 
 def dali_entries(work: Path) -> List[Tuple[Path, str]]:
-    """The installed DALI, codec and nvJPEG trees (Python 3.12 bindings only, no C++ headers)
-    as ``(path, arcname)`` under ``site/``, the ``nvidia`` namespace file and the folder of
+    """The installed DALI, codec and nvJPEG trees (Python 3.12 bindings only, no C++ headers,
+    no GPU JPEG 2000 or TIFF codecs) as ``(path, arcname)`` under ``site/``, the ``nvidia`` namespace file and the folder of
     DALI's Python dependencies' wheels (``wheels-dali/``)."""
     import nvidia.dali  # noqa: F401 (where it is installed)
 
@@ -255,6 +256,8 @@ def dali_entries(work: Path) -> List[Tuple[Path, str]]:
                 continue
             if "cpython-" in path.name and tag + "-" not in path.name:
                 continue  # another Python's bindings
+            if path.name.startswith(UNUSED_CODECS):
+                continue  # codecs of formats never read here (their libraries are not carried)
             entries.append((path, f"site/{rel}"))
     init = work / "nvidia_init.py"
     init.write_text(NVIDIA_INIT)
@@ -294,7 +297,10 @@ def prepare(dest: Path = DEVICE_DIR, cifar_dir: Optional[Path] = None, dali: boo
         root = generate_clutter(work / CLUTTER_NAME, cifar_dir, 500, 1000)
         streams["clutter"] = write_stream([(root, CLUTTER_NAME)], work / "clutter.tar",
                                           compress=False)
+    from benchmarks.common import commit
+
     manifest = {"created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "commit": commit(),  # the device's copy may have no (or a stale) .git
                 "dists": {d: _version(d) for d in (*HOST_STACK, *DALI_DISTS, "solo-learn")},
                 **split_streams(streams, dest / "calls", call_mib * 2**20)}
     (base / "MANIFEST.json").write_text(json.dumps(manifest, indent=2))

@@ -247,3 +247,70 @@ def test_benchmarks_entry_point_passes_help_through():
     assert "run(command=" in stdout or "--prepare" in stdout
     stdout, _ = _run([sys.executable, "-m", "benchmarks", "list"], timeout=120)
     assert "device:" in stdout
+
+
+def _tiny_wheel(tmp_path: Path, name: str) -> Path:
+    """A pure-Python wheel of one module ``name`` that defines ``VALUE = name``."""
+    project = tmp_path / f"project-{name}"
+    project.mkdir()
+    (project / f"{name}.py").write_text(f"VALUE = {name!r}\n")
+    (project / "setup.py").write_text(
+        f"from setuptools import setup\nsetup(name={name!r}, version='1.0', "
+        f"py_modules=[{name!r}])\n")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp_path / "built"), str(project)],
+                   check=True, capture_output=True)
+    return next((tmp_path / "built").glob(f"{name}-*.whl"))
+
+
+def test_install_on_the_device_side(tmp_path, monkeypatch):
+    """What the run call does on a bare machine, with stand-ins: the base's wheels into the
+    site, DALI's stream (its tree and its dependencies' wheels) when all chunks landed, the
+    clutter set; a stream whose chunks did not land is said and skipped."""
+    base = tmp_path / "dev" / "base"
+    (base / "wheels").mkdir(parents=True)
+    shutil.copy(_tiny_wheel(tmp_path, "hoststack_standin"), base / "wheels")
+    src = tmp_path / "src"
+    (src / "site" / "nvidia" / "fakedali").mkdir(parents=True)
+    (src / "site" / "nvidia" / "__init__.py").write_text(payload.NVIDIA_INIT)
+    (src / "site" / "nvidia" / "fakedali" / "__init__.py").write_text("OK = True\n")
+    (src / "wheels-dali").mkdir()
+    shutil.copy(_tiny_wheel(tmp_path, "dalidep_standin"), src / "wheels-dali")
+    clutter = src / payload.CLUTTER_NAME
+    (clutter / "train").mkdir(parents=True)
+    (clutter / "DONE").write_text("{}")
+    streams = {
+        "dali": payload.write_stream([(src / "site", "site"), (src / "wheels-dali",
+                                                                "wheels-dali")],
+                                     tmp_path / "dali.tar.xz", True),
+        "clutter": payload.write_stream([(clutter, payload.CLUTTER_NAME)],
+                                        tmp_path / "clutter.tar", False),
+    }
+    manifest = payload.split_streams(streams, tmp_path / "dev" / "calls", 4096)
+    (base / "MANIFEST.json").write_text(json.dumps(manifest))
+    stage = tmp_path / "stage"
+    # where staging calls leave chunks: the repository copy's .device/calls, /tmp's parts
+    assert payload.stage_places(repo=tmp_path, stage=stage) == [
+        tmp_path / ".device" / "calls", stage / "parts"]
+    places = [tmp_path / "dev" / "calls", stage / "parts"]
+    out = payload.install(base, stage=stage, places=places)
+    site = out["site"]
+    assert (site / "hoststack_standin.py").exists() and (site / "dalidep_standin.py").exists()
+    assert (site / "nvidia" / "fakedali" / "__init__.py").exists()
+    assert out["clutter"] == stage / "clutter" / payload.CLUTTER_NAME
+    assert out["cifar_dir"] == base / "cifar10"
+    assert any(n.startswith("dali:") and "unpacked" in n for n in out["notes"])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    payload.activate(site)
+    code = ("import hoststack_standin, nvidia.fakedali; "
+            "print(hoststack_standin.VALUE, nvidia.fakedali.OK)")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(os.environ), cwd=tmp_path)
+    assert child.stdout.split() == ["hoststack_standin", "True"], child.stderr[-2000:]
+    # the staging calls of the clutter set did not land: said, not installed
+    for chunk in (tmp_path / "dev" / "calls").glob("*/clutter.*"):
+        chunk.unlink()
+    out = payload.install(base, stage=tmp_path / "stage2", places=places, want_dali=False)
+    assert out["clutter"] is None
+    assert any(n.startswith("clutter:") and "missing" in n for n in out["notes"])

@@ -37,7 +37,8 @@ from benchmarks.data import shared_data_dir
 from solo_scaca.evaluation.cam import center_gaussian_maps, max_box_acc
 from solo_scaca.data.collage import generate_localization_set
 from solo_scaca.data.toy_shapes import generate_toy_shapes
-from solo_scaca.host.export import load_backbone, read_pretrain_args
+from solo_scaca.host.backbone_io import load_backbone, read_pretrain_args
+from solo_scaca.host.checkpoints import load_checkpoint
 
 DEFAULT_CIFAR = shared_data_dir() / "cifar10" / "test.tar.gz"
 DATA_DIR = Path("~/.cache/solo-scaca/cam").expanduser()  # generated data: outside the repository
@@ -264,9 +265,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
         grid_info[kind] = (idx, [paths[i] for i in idx], boxes[idx])
 
     for label, path in args.ckpt:
-        pretrain = read_pretrain_args(path)
+        checkpoint = load_checkpoint(path)
+        pretrain = read_pretrain_args(path, checkpoint=checkpoint)
         backbone_name = pretrain["backbone"]["name"]
-        backbone = load_backbone(path).to(args.device)
+        backbone = load_backbone(path, checkpoint=checkpoint).to(args.device)
         mean, std = normalization(pretrain)
         for kind, root in roots.items():
             print(f"[cam] {label} {path} on {DATASET_NAMES[kind]}", flush=True)

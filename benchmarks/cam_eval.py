@@ -16,7 +16,7 @@ from torchvision.datasets import ImageFolder
 from solo_scaca.data.layout import read_boxes
 from solo_scaca.evaluation.cam import (cams_from_features, estimated_boxes, location_features,
                                        max_box_acc, train_linear_head, upsample_and_normalize)
-from solo_scaca.host.knn import extract_features
+from solo_scaca.host.features import extract_features
 
 # the host's per-dataset normalisation (solo.data.pretrain_dataloader.build_transform_pipeline)
 MEANS_N_STD = {

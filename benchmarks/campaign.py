@@ -36,7 +36,7 @@ def random_init_checkpoint(profile: profiles.Profile, seed: int, train_path: Pat
     from solo.args.pretrain import parse_cfg
 
     from solo_scaca.cli.common import prepare_cfg
-    from solo_scaca.host.export import build_backbone, save_backbone
+    from solo_scaca.host.backbone_io import build_backbone, save_backbone
 
     cfg = prepare_cfg(runs.pretrain_config(profile, "swav", seed, train_path, path.parent,
                                            "image_folder"), parse_cfg)

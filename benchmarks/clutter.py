@@ -109,10 +109,12 @@ def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict
 def localization(ckpt: str, root: Path, profile: profiles.Profile) -> Dict[str, float]:
     """CAM MaxBoxAcc (and its threshold) on the clutter test split."""
     from benchmarks.cam_eval import evaluate, normalization
-    from solo_scaca.host.export import load_backbone, read_pretrain_args
+    from solo_scaca.host.backbone_io import load_backbone, read_pretrain_args
+    from solo_scaca.host.checkpoints import load_checkpoint
 
-    args = read_pretrain_args(ckpt)
-    backbone = load_backbone(ckpt)
+    checkpoint = load_checkpoint(ckpt)
+    args = read_pretrain_args(ckpt, checkpoint=checkpoint)
+    backbone = load_backbone(ckpt, checkpoint=checkpoint)
     mean, std = normalization(args)
     result = evaluate(backbone, args["backbone"]["name"], root, mean, std, head_epochs=30,
                           head_lr=0.1, batch_size=profile.eval_batch_size,

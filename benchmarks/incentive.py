@@ -287,15 +287,16 @@ def load_swav(ckpt: Path) -> Tuple[torch.nn.Module, str, int]:
     from omegaconf import OmegaConf
     from solo.methods import METHODS
 
+    from solo_scaca.host.backbone_io import read_pretrain_args
     from solo_scaca.host.checkpoints import load_checkpoint
-    from solo_scaca.host.export import read_pretrain_args
 
-    args = read_pretrain_args(ckpt)
+    checkpoint = load_checkpoint(ckpt)
+    args = read_pretrain_args(ckpt, checkpoint=checkpoint)
     if args["method"] not in ("swav", "swav_scaca"):
         raise SystemExit(f"{ckpt} is a {args['method']!r} checkpoint: the incentive check "
                          "needs swav (or swav_scaca)")
     model = METHODS[args["method"]](OmegaConf.create(args))
-    state = load_checkpoint(ckpt)["state_dict"]
+    state = checkpoint["state_dict"]
     model.load_state_dict({k: v for k, v in state.items() if k != "queue"}, strict=False)
     return model, args["backbone"]["name"], args["augmentations"][0]["crop_size"]
 

@@ -123,8 +123,8 @@ def evaluate(ckpt: str, profile: Profile, train_path: Path, test_path: Path,
     images, both at ``crop_size`` px (resize + centre crop)."""
     import torch
 
-    from solo_scaca.host.export import load_backbone
-    from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
+    from solo_scaca.host.backbone_io import load_backbone
+    from solo_scaca.host.features import extract_features, image_folder_loader, knn_accuracy
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = load_backbone(ckpt).to(device)

@@ -20,7 +20,7 @@ from solo_scaca.evaluation.cam import (backbone_family, box_accuracy_curve, box_
 from benchmarks.data import shared_data_dir
 from solo_scaca.data.collage import generate_localization_set, read_source
 from solo_scaca.data.layout import read_boxes
-from solo_scaca.host.export import build_backbone
+from solo_scaca.host.backbone_io import build_backbone
 
 SIZE = 32
 REAL_CIFAR = shared_data_dir() / "cifar10" / "test.tar.gz"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from solo_scaca.host.cifar_folders import classification_loaders, is_image_folder, loading_name
-from solo_scaca.host.export import load_backbone
+from solo_scaca.host.backbone_io import load_backbone
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

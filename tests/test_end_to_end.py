@@ -18,8 +18,8 @@ from solo.methods.linear import LinearModel
 from solo_scaca import SwAVSCACA
 from solo_scaca_commands import HARMLESS
 from solo_scaca.cli.export import main as export_main
-from solo_scaca.host.export import load_backbone
-from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.backbone_io import load_backbone
+from solo_scaca.host.features import extract_features, image_folder_loader, knn_accuracy
 from tests.conftest import host_checkout, pretrain_command
 
 CPU = ["accelerator=cpu", "devices='1'", "strategy=auto", "sync_batchnorm=False", "precision=32",

@@ -273,7 +273,7 @@ def _save(name: str, cfg: DictConfig, folder: Path) -> Path:
 def test_the_exported_backbone_loads_strict_into_the_host_s_with_identical_features(
         name, tmp_path):
     from solo_scaca.cli.export import main as export_main
-    from solo_scaca.host.export import build_backbone, load_backbone
+    from solo_scaca.host.backbone_io import build_backbone, load_backbone
 
     torch.manual_seed(0)
     cfg = tiny_cfg(name)

@@ -61,7 +61,7 @@ def test_each_method_pretrains_through_the_plugin_command_and_the_host_main_pret
     header = csvs[0].read_text().splitlines()[0]
     assert "train_ca_loss_epoch" in header and "train_ca_mask_entropy_epoch" in header
     if entry == "plugin":  # removal for inference: the backbone loads where the host's does
-        from solo_scaca.host.export import build_backbone, export_backbone
+        from solo_scaca.host.backbone_io import build_backbone, export_backbone
 
         exported = torch.load(export_backbone(ckpts[0], tmp_path / "backbone.ckpt"),
                               map_location="cpu")["state_dict"]

@@ -22,7 +22,7 @@ from solo_scaca import SwAVSCACA
 from solo_scaca.cli.export import main as export_main
 from solo_scaca.cli.knn import main as knn_main
 from solo_scaca.host.cpu import apply_cpu_overrides
-from solo_scaca.host.export import build_backbone
+from solo_scaca.host.backbone_io import build_backbone
 from tests.conftest import host_checkout, make_cfg, ready_for_steps
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

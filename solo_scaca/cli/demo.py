@@ -21,8 +21,8 @@ from torch.utils.data import DataLoader
 from solo_scaca.cli.pretrain import pretrain
 from solo_scaca.data.toy_shapes import generate_toy_shapes
 from solo_scaca.evaluation.cam import class_activation_maps, train_linear_head
-from solo_scaca.host.export import build_backbone, load_backbone
-from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.backbone_io import build_backbone, load_backbone
+from solo_scaca.host.features import extract_features, image_folder_loader, knn_accuracy
 
 # the embedded default, chosen so that pretraining visibly learns in minutes on 2 cores (README:
 # the shipped seed and 3 others, measured): Wide ResNet-28-2 at 32 px (an 8x8 map for the

@@ -3,7 +3,8 @@
 import argparse
 from typing import List, Optional
 
-from solo_scaca.host.export import export_backbone
+from solo_scaca.host.backbone_io import export_backbone
+from solo_scaca.host.checkpoints import add_trust_option
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -12,9 +13,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("ckpt", help="a *_scaca or *_lewel (or any solo-learn) pretraining "
                                      "checkpoint")
     parser.add_argument("out", help="path of the backbone-only checkpoint to write (.ckpt)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load a checkpoint that needs more than tensors (unpickles "
-                             "anything: only for a checkpoint from a source you trust)")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
     out = export_backbone(args.ckpt, args.out, args.trust_checkpoint)
     print(f"wrote {out}: backbone weights only (the cross-attention add-on or the LEWEL neck "

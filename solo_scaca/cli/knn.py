@@ -5,8 +5,9 @@ from typing import List, Optional
 
 import torch
 
-from solo_scaca.host.export import load_backbone
-from solo_scaca.host.knn import extract_features, image_folder_loader, knn_accuracy
+from solo_scaca.host.backbone_io import load_backbone
+from solo_scaca.host.checkpoints import add_trust_option
+from solo_scaca.host.features import extract_features, image_folder_loader, knn_accuracy
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -21,9 +22,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.07)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load a checkpoint that needs more than tensors (unpickles "
-                             "anything: only for a checkpoint from a source you trust)")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -29,10 +29,10 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.host.cifar_folders import classification_loaders
-from solo_scaca.host.export import backbone_weights, build_backbone
+from solo_scaca.host.backbone_io import backbone_weights, build_backbone
+from solo_scaca.host.checkpoints import TRUST_FLAG
 
 CKPT_SUFFIXES = (".ckpt", ".pth", ".pt")
-TRUST_FLAG = "--trust-checkpoint"
 
 
 def load_pretrained_backbone(

@@ -13,14 +13,14 @@ from PIL import Image
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torchvision import transforms
 
-from solo_scaca.host.export import read_pretrain_args
-from solo_scaca.evaluation.mask_view import batch_masks, load_method
-from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
 from solo_scaca.addon.lewel import lewel_maps
+from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
+from solo_scaca.data.layout import IMAGE_EXTENSIONS, is_image
+from solo_scaca.evaluation.mask_view import batch_masks, load_method
+from solo_scaca.host.checkpoints import add_trust_option
 from solo_scaca.registration import LEWEL_METHODS
 
 SCALE = 3.0  # colour scale of the mask x HW: 0 (blue) to 3x uniform (red); uniform is 1
-EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def image_files(root: Path, count: int) -> List[Path]:
@@ -28,10 +28,10 @@ def image_files(root: Path, count: int) -> List[Path]:
     a batch mixes classes as a shuffled training batch does."""
     groups = defaultdict(list)
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in EXTENSIONS:
+        if is_image(path.name):
             groups[path.parent].append(path)
     if not groups:
-        raise FileNotFoundError(f"no images ({', '.join(EXTENSIONS)}) under {root}")
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     files, queues = [], [list(v) for _, v in sorted(groups.items())]
     while len(files) < count and any(queues):
         for queue in queues:
@@ -40,12 +40,27 @@ def image_files(root: Path, count: int) -> List[Path]:
     return files
 
 
-def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows: int,
-         out: Path, title: str) -> Path:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, title: str) -> Path:
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
+def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows: int,
+         out: Path, title: str) -> Path:
+    plt = _pyplot()
 
     size = images.shape[-2:]
     # in units of the uniform mask, on one fixed scale: a near-uniform mask looks flat
@@ -65,22 +80,14 @@ def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows
             ax.set_title(label, fontsize=7)
             ax.axis("off")
         axes[r, 2].imshow(up[r].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, title)
 
 
 def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
               title: str) -> Path:
     """A ``*_lewel`` checkpoint's alignment maps (B x M x H x W): one row per image, the image
     then its M maps over it, on the masks' colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     relative = maps * maps[0, 0].numel()
     up = F.interpolate(relative, size=images.shape[-2:], mode="bilinear", align_corners=False)
@@ -98,12 +105,7 @@ def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
             ax.imshow(up[r, c - 1].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
             ax.set_title(f"map {c - 1}: entropy {mask_entropy(one):.2f}, "
                          f"peak {mask_peak(one):.1f}", fontsize=7)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, title)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -121,16 +123,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--image-size", type=int, default=None,
                         help="default: the checkpoint's crop size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load a checkpoint that needs more than tensors (unpickles "
-                             "anything: only for a checkpoint from a source you trust)")
+    add_trust_option(parser)
     args = parser.parse_args(argv)
     if args.n < 1 or args.batch < max(2, args.n):
         parser.error(f"--n={args.n} and --batch={args.batch}: need 1 <= n <= batch, batch >= 2")
 
-    model = load_method(args.ckpt, args.trust_checkpoint)
-    cfg = read_pretrain_args(args.ckpt, args.trust_checkpoint)
-    size = args.image_size or cfg["augmentations"][0]["crop_size"]
+    model = load_method(args.ckpt, args.trust_checkpoint)  # reads the checkpoint (once)
+    cfg = model.cfg  # the pretraining config, the method's defaults filled in
+    size = args.image_size or cfg.augmentations[0].crop_size
     resize = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size),
                                  transforms.ToTensor()])
     files = image_files(args.images, args.batch)
@@ -138,20 +138,20 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error(f"{args.images} has {len(files)} image: at least 2 are needed to pair")
     images = torch.stack([resize(Image.open(f).convert("RGB")) for f in files])
     normalize = transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
-    if cfg["method"] in LEWEL_METHODS:  # no partners: the image's own alignment maps
+    if cfg.method in LEWEL_METHODS:  # no partners: the image's own alignment maps
         maps = lewel_maps(model, normalize(images))
         rows = min(args.n, len(files))
-        title = (f"{Path(args.ckpt).name}\n{cfg['method']}: {maps.size(1)} alignment maps, "
+        title = (f"{Path(args.ckpt).name}\n{cfg.method}: {maps.size(1)} alignment maps, "
                  f"mean entropy {mask_entropy(maps.flatten(0, 1)):.3f}; colours: map x HW "
                  f"from 0 to {SCALE:g} (uniform = 1)")
         out = draw_maps(images, maps, rows, args.out, title)
         print(f"alignment maps of {rows} images -> {out}")
         return
     result = batch_masks(model, normalize(images), args.seed)
-    kwargs = cfg["method_kwargs"]
-    title = (f"{Path(args.ckpt).name}\nca_pairing={kwargs.get('ca_pairing')}, "
-             f"ca_mask={kwargs.get('ca_mask', 'cross')}, ca_keys={kwargs.get('ca_keys', 'learned')}, "
-             f"ca_response={kwargs.get('ca_response', 'logsumexp')}\nbatch of {len(files)}, "
+    kwargs = cfg.method_kwargs
+    title = (f"{Path(args.ckpt).name}\nca_pairing={kwargs.ca_pairing}, "
+             f"ca_mask={kwargs.ca_mask}, ca_keys={kwargs.ca_keys}, "
+             f"ca_response={kwargs.ca_response}\nbatch of {len(files)}, "
              f"mean entropy {mask_entropy(result.masks):.3f}; colours: mask x HW from 0 to "
              f"{SCALE:g} (uniform = 1)")
     out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title)

@@ -3,16 +3,16 @@ to a batch of images (for pictures and checks; training does the same inside its
 ``*_lewel`` checkpoint loads here too; its alignment maps are ``lewel_maps(model, images)``."""
 
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from omegaconf import OmegaConf
 
-from solo_scaca.host.checkpoints import load_checkpoint
-from solo_scaca.host.export import read_pretrain_args
 from solo_scaca.addon.lewel import LewelMixin
 from solo_scaca.addon.method_addon import CrossAttentionAddon
 from solo_scaca.addon.pairing import random_partners, select_partners
+from solo_scaca.host.backbone_io import Checkpoint, read_pretrain_args
+from solo_scaca.host.checkpoints import load_checkpoint
 from solo_scaca.registration import LEWEL_METHODS, SCACA_METHODS
 
 
@@ -21,21 +21,23 @@ class BatchMasks(NamedTuple):
     masks: torch.Tensor  # B x H x W, each a distribution over the image's locations
 
 
-def load_method(ckpt_path: Union[str, Path],
-                trust: bool = False) -> Union[CrossAttentionAddon, LewelMixin]:
+def load_method(ckpt_path: Union[str, Path], trust: bool = False,
+                checkpoint: Optional[Checkpoint] = None) -> Union[CrossAttentionAddon, LewelMixin]:
     """The whole ``*_scaca`` (or ``*_lewel``) model of a pretraining checkpoint (add-on
-    included), in eval mode."""
-    args = read_pretrain_args(ckpt_path, trust)
+    included), in eval mode; its config, every default filled in by the method, is
+    ``model.cfg``. ``checkpoint``: the checkpoint already loaded (``load_checkpoint``)."""
+    checkpoint = load_checkpoint(ckpt_path, trust) if checkpoint is None else checkpoint
+    args = read_pretrain_args(ckpt_path, checkpoint=checkpoint)
     method = args.get("method")
     methods = {**SCACA_METHODS, **LEWEL_METHODS}
     if method not in methods:
         raise ValueError(f"{ckpt_path} is a {method!r} checkpoint: masks need one of "
                          f"{sorted(methods)} (with its add-on)")
-    weight = "lewel_weight" if method in LEWEL_METHODS else "ca_weight"
-    if args["method_kwargs"].get(weight, 1.0) <= 0:
-        raise ValueError(f"{ckpt_path} was trained with {weight}=0: it has no add-on")
     model = methods[method](OmegaConf.create(args))
-    state = load_checkpoint(ckpt_path, trust)["state_dict"]
+    weight = "lewel_weight" if method in LEWEL_METHODS else "ca_weight"
+    if model.cfg.method_kwargs[weight] <= 0:
+        raise ValueError(f"{ckpt_path} was trained with {weight}=0: it has no add-on")
+    state = checkpoint["state_dict"]
     missing, unexpected = model.load_state_dict(
         {k: v for k, v in state.items() if k not in model.LATE_BUFFERS}, strict=False
     )

@@ -29,12 +29,21 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 # classes a solo-learn checkpoint may hold besides tensors and containers: the hyper-parameters
 # of Lightning modules that saved an argparse namespace (older solo-learn)
 SAFE_GLOBALS = (argparse.Namespace,)
-TRUST_HINT = ("pass --trust-checkpoint to the plugin's commands (or trust=True) only for a "
+TRUST_FLAG = "--trust-checkpoint"  # the commands' opt-in (``add_trust_option``)
+TRUST_HINT = (f"pass {TRUST_FLAG} to the plugin's commands (or trust=True) only for a "
               "checkpoint from a source you trust: it then unpickles anything, including code")
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint that needs more than tensors, containers and ``SAFE_GLOBALS`` to load."""
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """A command's ``--trust-checkpoint`` (``args.trust_checkpoint``): ``load_checkpoint``'s
+    ``trust``."""
+    parser.add_argument(TRUST_FLAG, action="store_true",
+                        help="load a checkpoint that needs more than tensors (unpickles "
+                             "anything: only for a checkpoint from a source you trust)")
 
 
 def load_checkpoint(path: Union[str, Path], trust: bool = False) -> Dict[str, Any]:

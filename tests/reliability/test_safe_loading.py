@@ -10,7 +10,7 @@ import torch
 
 from solo_scaca.host.checkpoints import UnsafeCheckpointError, load_checkpoint
 from solo_scaca.cli.export import main as export_main
-from solo_scaca.host.export import load_backbone
+from solo_scaca.host.backbone_io import load_backbone
 
 REPO = Path(__file__).resolve().parents[2]
 

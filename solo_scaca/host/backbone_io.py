@@ -1,8 +1,12 @@
-"""Removal of the add-on for inference: the backbone of a swav_scaca checkpoint, alone.
+"""A checkpoint's backbone, alone: read, built as the host builds it, loaded, exported without
+the add-on (or the LEWEL neck), with the pretraining config beside it.
 
 The add-on lives outside ``backbone`` (``ca_head``), so a checkpoint's ``backbone.*`` weights are
 a plain solo-learn backbone: they load with ``strict=True`` into the backbone the host's
 ``main_linear.py`` builds, exactly as a SwAV checkpoint's do.
+
+Every function reads the checkpoint file at most once; pass ``checkpoint`` (what
+``load_checkpoint`` returned) to read it no more.
 """
 
 import json
@@ -16,6 +20,11 @@ from solo.methods.base import BaseMethod
 from solo_scaca.host.checkpoints import load_checkpoint
 
 PathLike = Union[str, Path]
+Checkpoint = Dict[str, Any]  # a loaded checkpoint (``load_checkpoint``)
+
+
+def _loaded(ckpt_path: PathLike, trust: bool, checkpoint: Optional[Checkpoint]) -> Checkpoint:
+    return load_checkpoint(ckpt_path, trust) if checkpoint is None else checkpoint
 
 
 def backbone_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -26,16 +35,18 @@ def backbone_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.
     return {k: v for k, v in renamed.items() if k.startswith("backbone.")}
 
 
-def backbone_weights(ckpt_path: PathLike, trust: bool = False) -> Dict[str, torch.Tensor]:
+def backbone_weights(ckpt_path: PathLike, trust: bool = False,
+                     checkpoint: Optional[Checkpoint] = None) -> Dict[str, torch.Tensor]:
     """A checkpoint's backbone weights, named as the backbone's own state dict names them."""
-    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
+    state = backbone_state_dict(_loaded(ckpt_path, trust, checkpoint)["state_dict"])
     return {k[len("backbone."):]: v for k, v in state.items()}
 
 
-def read_pretrain_args(ckpt_path: PathLike, trust: bool = False) -> Dict[str, Any]:
+def read_pretrain_args(ckpt_path: PathLike, trust: bool = False,
+                       checkpoint: Optional[Checkpoint] = None) -> Dict[str, Any]:
     """The pretraining config of a checkpoint: embedded by ``export_backbone``, else the
     ``args.json`` that the host's Checkpointer writes beside it."""
-    ckpt = load_checkpoint(ckpt_path, trust)
+    ckpt = _loaded(ckpt_path, trust, checkpoint)
     if "cfg" in ckpt:
         return ckpt["cfg"]
     args_path = Path(ckpt_path).parent / "args.json"
@@ -57,14 +68,16 @@ def build_backbone(
     return backbone
 
 
-def load_backbone(ckpt_path: PathLike, trust: bool = False) -> nn.Module:
+def load_backbone(ckpt_path: PathLike, trust: bool = False,
+                  checkpoint: Optional[Checkpoint] = None) -> nn.Module:
     """Builds the host's backbone for a checkpoint and loads its weights with ``strict=True``."""
-    args = read_pretrain_args(ckpt_path, trust)
+    checkpoint = _loaded(ckpt_path, trust, checkpoint)
+    args = read_pretrain_args(ckpt_path, checkpoint=checkpoint)
     backbone = build_backbone(
         args["backbone"]["name"], args["data"]["dataset"], args["method"],
         args["backbone"].get("kwargs"),
     )
-    backbone.load_state_dict(backbone_weights(ckpt_path, trust), strict=True)
+    backbone.load_state_dict(backbone_weights(ckpt_path, checkpoint=checkpoint), strict=True)
     return backbone
 
 
@@ -74,10 +87,11 @@ def export_backbone(ckpt_path: PathLike, out_path: PathLike, trust: bool = False
     It loads wherever a solo-learn checkpoint does (``main_linear.py``'s
     ``pretrained_feature_extractor``, the detectron2 converter) and into ``load_backbone``.
     """
-    state = backbone_state_dict(load_checkpoint(ckpt_path, trust)["state_dict"])
+    checkpoint = load_checkpoint(ckpt_path, trust)
+    state = backbone_state_dict(checkpoint["state_dict"])
     if not state:
         raise ValueError(f"{ckpt_path} has no backbone.* weights")
-    return save_backbone(state, read_pretrain_args(ckpt_path, trust), out_path)
+    return save_backbone(state, read_pretrain_args(ckpt_path, checkpoint=checkpoint), out_path)
 
 
 def save_backbone(state: Dict[str, torch.Tensor], cfg: Dict[str, Any],

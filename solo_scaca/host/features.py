@@ -1,4 +1,5 @@
-"""k-NN evaluation of a backbone with the host's ``WeightedKNNClassifier``, on CPU or GPU.
+"""A backbone's pooled features of an image folder, and the host's ``WeightedKNNClassifier`` on
+them (k-NN accuracy), on CPU or GPU.
 
 The host's ``main_knn.py`` moves every batch to CUDA unconditionally; this runs wherever the
 backbone is.

@@ -288,8 +288,17 @@ def prepare(dest: Path = DEVICE_DIR, cifar_dir: Optional[Path] = None, dali: boo
         shutil.copy2(cifar_dir / name, base / "cifar10" / name)
     streams = {}
     if dali:
-        say("DALI: packing the installed tree for Python 3.12 (minutes: xz)")
-        streams["dali"] = write_stream(dali_entries(work), work / "dali.tar.xz", compress=True)
+        stamp = json.dumps({"dists": {d: _version(d) for d in (*DALI_DISTS, *DALI_PY_DEPS)},
+                            "python": DEVICE_PYTHON, "skip": UNUSED_CODECS}, sort_keys=True)
+        stream, stamp_file = work / "dali.tar.xz", work / "dali.stamp"
+        if stream.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+            say(f"DALI: {stream} is of the installed versions: kept")
+        else:
+            say("DALI: packing the installed tree for Python 3.12 (minutes: xz)")
+            stamp_file.unlink(missing_ok=True)
+            write_stream(dali_entries(work), stream, compress=True)
+            stamp_file.write_text(stamp)
+        streams["dali"] = stream
     if clutter:
         from solo_scaca.data.clutter import generate_clutter
 

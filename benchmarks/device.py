@@ -13,7 +13,7 @@ Stages, in this order; each writes its result files under ``--out`` as soon as i
    batch 256, a few hundred steps after a warm-up) fed by the host's torchvision
    ``image_folder`` loader, then by the host's DALI pipeline (GPU decoding and augmentation;
    ``dali.device=cpu`` without a GPU), each loader given the whole machine's cores; the loader
-   alone; the GPU's busy share while training (``torch.cuda.utilization``, else ``nvidia-smi``;
+   alone; the GPU's busy share while training (``nvidia-smi``, else ``torch.cuda.utilization``;
    ``n/a`` without a GPU). ``throughput.md/.csv/.json``.
 2. ``overhead``: swav_scaca against swav, step time and memory, interleaved (the overhead
    benchmark's measurement, ``benchmarks/step_cost.py``: same batch and weights, median of
@@ -203,7 +203,7 @@ def _slug(name: str) -> str:
 # ---------------------------------------------------------------------------- GPU busy share
 class GpuSampler(threading.Thread):
     """Samples the GPU's busy share (percent of time a kernel ran) and memory in use every
-    ``every`` s: ``torch.cuda.utilization`` (NVML), else ``nvidia-smi``; nothing without CUDA."""
+    ``every`` s: ``nvidia-smi``, else ``torch.cuda.utilization`` (NVML); nothing without CUDA."""
 
     def __init__(self, every: float = 0.5):
         super().__init__(daemon=True)

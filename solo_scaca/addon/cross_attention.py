@@ -221,32 +221,32 @@ class SpatialCrossAttention(nn.Module):
             return self._uniform(fmaps, partner_maps, partners, probes)
         if self.response == "contrast" and negatives is None:
             raise ValueError("response='contrast' needs negatives")
-        queries = [self._project(self.phi_q, f) for f in fmaps]
-        keys = [self._project(self.phi_k, f) for f in fmaps]
+        # every view in one call of each op: the views' maps are concatenated along the batch
+        views = len(fmaps)
+        queries = self._project(self.phi_q, torch.cat(list(fmaps)))  # VB x d x U
+        keys = list(self._project(self.phi_k, torch.cat(list(fmaps))).chunk(views))
         if gather is not None:
             keys = [gather(k) for k in keys]
+        num_candidates = keys[0].size(0)
+        all_keys, all_maps, own_maps = torch.cat(keys), torch.cat(partner_maps), torch.cat(fmaps)
 
-        def pool_all(pairs: Partners, detach: bool) -> List[Pooled]:
-            out = []
-            for v, (view, index) in enumerate(pairs):
-                negative = None
-                if negatives is not None:
-                    negative = keys[negatives[v][0]][negatives[v][1]]
-                q, k, f, fj = queries[v], keys[view][index], fmaps[v], partner_maps[view][index]
-                if detach:
-                    q, k, f, fj = q.detach(), k.detach(), f.detach(), fj.detach()
-                    negative = None if negative is None else negative.detach()
-                out.append(self._pool(q, k, f, fj, negative))
-            return out
+        def flat(pairs: Partners) -> torch.Tensor:  # (view, index) -> row of the concatenation
+            return torch.cat([view * num_candidates + index for view, index in pairs])
 
-        pooled = pool_all(partners, detach=False)
+        def pool_pairs(pairs: Partners) -> Pooled:
+            rows = flat(pairs)
+            negative = None if negatives is None else all_keys[flat(negatives)]
+            return self._pool(queries, all_keys[rows], own_maps, all_maps[rows], negative)
+
+        def split(t: Optional[torch.Tensor]) -> List[torch.Tensor]:
+            return [] if t is None else list(t.chunk(views))
+
+        pooled = pool_pairs(partners)
         probe_masks = []
         if probes is not None:
             with torch.no_grad():
-                probe_masks = [p.mask.view(batch, *grid) for p in pool_all(probes, True)]
-        return CrossAttentionOutput(
-            [p.feat for p in pooled], [p.mask.view(batch, *grid) for p in pooled], probe_masks,
-            [p.partner_feat for p in pooled if p.partner_feat is not None],
-            [p.background for p in pooled if p.background is not None],
-            [p.area for p in pooled if p.area is not None],
-        )
+                probe_masks = [m.view(batch, *grid) for m in split(pool_pairs(probes).mask)]
+        masks = [m.view(batch, *grid) for m in split(pooled.mask)]
+        return CrossAttentionOutput(split(pooled.feat), masks, probe_masks,
+                                    split(pooled.partner_feat), split(pooled.background),
+                                    split(pooled.area))

@@ -76,6 +76,7 @@ BENCHMARKS: Dict[str, Benchmark] = {
     "accuracy": Benchmark("k-NN and linear top-1 on CIFAR-10, swav_scaca vs swav",
                           "accuracy.rebuild_tables"),
     "overhead": Benchmark("training-step time and memory of the add-on", argv=_overhead_argv),
+    "ops": Benchmark("aten ops the add-on dispatches per training step, every host method"),
     "cam": Benchmark("CAM localization (MaxBoxAcc) of the accuracy runs' checkpoints",
                      argv=_cam_argv),
     "ablations": Benchmark("pairing mode, CA weight and partner term, one seed each",

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from solo.args.pretrain import parse_cfg
 from solo.utils.sinkhorn_knopp import SinkhornKnopp
 
-import solo_scaca  # noqa: F401  (registers swav_scaca)
+import solo_scaca  # noqa: F401  (registers the plugin's methods: solo is imported above)
 from solo_scaca.host.cpu import apply_cpu_overrides
 
 # CIFAR stem at 16 px: layer4 gives a 3 x 3 spatial map, so steps are fast yet spatial

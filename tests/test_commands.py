@@ -74,8 +74,9 @@ def test_every_command_quiets_then_imports_its_module(monkeypatch):
     cfg.read(Path(__file__).parent.parent / "setup.cfg")
     scripts = dict(line.replace(" ", "").split("=") for line in
                    cfg["options.entry_points"]["console_scripts"].strip().splitlines())
-    modules = {"solo-scaca-toy-data": "solo_scaca.data.toy_shapes"}
-    assert len(scripts) == 7
+    modules = {"solo-scaca-toy-data": "solo_scaca.data.toy_shapes",
+               "solo-scaca-clutter-data": "solo_scaca.data.clutter"}
+    assert len(scripts) == 8
     for name, target in scripts.items():
         module, func = target.split(":")
         assert module == "solo_scaca_commands", name

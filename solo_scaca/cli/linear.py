@@ -26,7 +26,6 @@ from solo.utils.misc import make_contiguous, omegaconf_select
 from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
-import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.host.cifar_folders import classification_loaders
 from solo_scaca.host.backbone_io import backbone_weights, build_backbone

@@ -26,7 +26,6 @@ from solo.data.pretrain_dataloader import (
 from solo.methods import METHODS
 from solo.utils.misc import make_contiguous
 
-import solo_scaca  # noqa: F401  (registers swav_scaca)
 from solo_scaca.cli.common import fit, prepare_cfg
 from solo_scaca.host.cifar_folders import (
     classification_loaders,
@@ -34,6 +33,7 @@ from solo_scaca.host.cifar_folders import (
     parse_cfg_for_folders,
 )
 from solo_scaca.host.named_errors import name_unreadable_images
+from solo_scaca.registration import register
 
 
 def _val_loader(cfg: DictConfig):
@@ -104,6 +104,7 @@ def pretrain(cfg: DictConfig) -> Optional[str]:
     Returns:
         the path of the last checkpoint the host's Checkpointer wrote, if any.
     """
+    register()  # the plugin's methods (importing the package has done it already)
     # CIFAR image folders keep their dataset name (and stem) with data.format=dali too
     cfg = prepare_cfg(cfg, parse_cfg_for_folders(parse_cfg))
     seed_everything(cfg.seed)

@@ -7,10 +7,10 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from benchmarks import data, profiles, runs
-from benchmarks.common import metadata
+from benchmarks.common import RESULTS, metadata
 
 RANDOM_INIT = "random init"  # the reference row: the host's initialisation, not pretrained
 HOST_CONFIG_DIR = runs.REPO / "scripts" / "pretrain" / "cifar"
@@ -150,6 +150,49 @@ def run_parallel(pending: List[Tuple[str, int]], jobs: int, child_argv: List[str
 
 
 # ------------------------------------------------------------------------------- command line
+class Request(NamedTuple):
+    """What a campaign's command line asks for (``parse_campaign``)."""
+
+    args: argparse.Namespace
+    profile: profiles.Profile  # the --profile with every --set applied
+    only: List[Tuple[str, int]]  # the --only pairs
+    cifar_dir: Path
+
+    def where(self) -> Tuple[str, profiles.Profile, Path, Path, Path, Path]:
+        """``run_suite``'s first arguments: profile name and profile, results, data and work
+        folders."""
+        args = self.args
+        return (args.profile, self.profile, args.out, args.data_root.expanduser(),
+                self.cifar_dir, args.work_dir.expanduser())
+
+    def how(self, *child_extra: str) -> Dict[str, Any]:
+        """``run_suite``'s keywords for running side by side (``child_extra``: further options
+        of the children) and writing the tables."""
+        return {"jobs": self.args.jobs, "tables": not self.args.no_tables,
+                "child_argv": child_options(self.args, self.cifar_dir, *child_extra)}
+
+
+def campaign_parser(name: str, description: str, suite: str) -> argparse.ArgumentParser:
+    """The parser of ``python3 -m benchmarks <name>``: ``--profile`` (one of ``suite``'s) and
+    ``--out``; the benchmark adds its own options, then ``parse_campaign`` the common ones."""
+    parser = argparse.ArgumentParser(prog=f"python3 -m benchmarks {name}",
+                                     description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=list(profiles.PROFILES[suite]), default="cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
+
+
+def parse_campaign(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]], name: str,
+                   suite: str, known: Sequence[str], what: str = "VARIANT") -> Request:
+    """Adds the campaign options (``add_campaign_arguments``), parses ``argv`` and checks it."""
+    add_campaign_arguments(parser, name, what)
+    args = parser.parse_args(argv)
+    only = parse_pairs(parser, args.only, known, what)
+    profile = campaign_profile(parser, args, suite)
+    return Request(args, profile, only, args.cifar_dir or data.shared_data_dir() / "cifar10")
+
+
 def add_data_arguments(parser: argparse.ArgumentParser, work_dir: Path) -> None:
     """``--data-root``, ``--cifar-dir`` and ``--work-dir`` (default ``work_dir``)."""
     parser.add_argument("--data-root", type=Path, default=data.DEFAULT_DATA_ROOT)

@@ -16,7 +16,6 @@ during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (
 seeds, t-tests against the base method and against ``ca_mask=uniform``).
 """
 
-import argparse
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -25,19 +24,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from benchmarks import data, profiles, runs, stats
 from benchmarks.campaign import (
     RANDOM_INIT,
-    add_campaign_arguments,
-    campaign_profile,
+    campaign_parser,
     check_settings,
-    child_options,
     config_of,
     method_overrides,
-    parse_pairs,
+    parse_campaign,
     run_file_of,
     run_parallel,
     run_random_init,
     slug,
 )
-from benchmarks.common import RESULTS, metadata, write_table
+from benchmarks.common import metadata, write_table
 from benchmarks.control_variants import CURVES
 from benchmarks.profiles import PROFILES
 
@@ -271,21 +268,13 @@ def rebuild_tables(profile_dir: Path) -> Optional[Path]:
 
 def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks clutter``)."""
-    parser = argparse.ArgumentParser(prog="python3 -m benchmarks clutter", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES["clutter"]), default="cpu")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = campaign_parser("clutter", __doc__, "clutter")
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                         metavar="ARM", help=f"default: all of {list(ARMS)}")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
-    add_campaign_arguments(parser, "clutter", what="ARM")
-    args = parser.parse_args(argv)
-    only = parse_pairs(parser, args.only, list(ARMS), "ARM")
-    profile = campaign_profile(parser, args, "clutter")
-    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), args.arms, args.seeds, only, args.jobs,
-                     child_options(args, cifar_dir), not args.no_tables)
+    request = parse_campaign(parser, argv, "clutter", "clutter", list(ARMS), "ARM")
+    return run_suite(*request.where(), request.args.arms, request.args.seeds,
+                     only=request.only, **request.how())
 
 
 if __name__ == "__main__":

@@ -16,41 +16,24 @@ metrics), ``controls_runs.md/.csv`` and ``controls.png`` (mask entropy and partn
 per epoch).
 """
 
-import argparse
 from pathlib import Path
 from typing import Dict
 
-from benchmarks import data
-from benchmarks.campaign import (
-    add_campaign_arguments,
-    campaign_profile,
-    child_options,
-    parse_pairs,
-)
-from benchmarks.common import RESULTS
+from benchmarks.campaign import campaign_parser, parse_campaign
 from benchmarks.control_variants import VARIANTS
 from benchmarks.controls_runs import run_suite
-from benchmarks.profiles import PROFILES
 
 
 def main(argv=None) -> Dict[str, Path]:
     """Command-line entry point (also ``python3 -m benchmarks controls``)."""
-    parser = argparse.ArgumentParser(prog="python3 -m benchmarks controls", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES["controls"]), default="cpu")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = campaign_parser("controls", __doc__, "controls")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         metavar="VARIANT", help=f"default: all of {list(VARIANTS)}")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per variant (default: each variant's own count)")
-    add_campaign_arguments(parser, "controls")
-    args = parser.parse_args(argv)
-    only = parse_pairs(parser, args.only, list(VARIANTS))
-    profile = campaign_profile(parser, args, "controls")
-    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), args.variants, args.seeds, only, args.jobs,
-                     child_options(args, cifar_dir), not args.no_tables)
+    request = parse_campaign(parser, argv, "controls", "controls", list(VARIANTS))
+    return run_suite(*request.where(), request.args.variants, request.args.seeds,
+                     only=request.only, **request.how())
 
 
 if __name__ == "__main__":

@@ -16,26 +16,22 @@ uses the profile's SwAV settings (its lr, no queue, prototypes frozen for one ep
 files resume as in ``controls``; writes ``methods.md/.csv``.
 """
 
-import argparse
 import csv
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from benchmarks import data, profiles, runs
+from benchmarks import profiles, runs
 from benchmarks.campaign import (
     RANDOM_INIT,
-    add_campaign_arguments,
-    campaign_profile,
-    child_options,
+    campaign_parser,
     config_of,
     data_and_random_init,
     method_overrides,
-    parse_pairs,
+    parse_campaign,
     run_file_of,
     run_parallel,
 )
-from benchmarks.common import RESULTS
 from benchmarks.control_variants import CURVES
 from benchmarks.profiles import PROFILES
 
@@ -174,25 +170,18 @@ def rebuild_table(profile_dir: Path) -> Optional[Path]:
 
 def main(argv=None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks methods``)."""
-    parser = argparse.ArgumentParser(prog="python3 -m benchmarks methods", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", choices=list(PROFILES["controls"]), default="cpu")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = campaign_parser("methods", __doc__, "controls")
     parser.add_argument("--methods", nargs="+", choices=HOST_METHODS, default=list(HOST_METHODS))
     parser.add_argument("--seed", type=int, default=None, help="default: the profile's first")
-    add_campaign_arguments(parser, "methods", what="METHOD")
-    args = parser.parse_args(argv)
-    profile = campaign_profile(parser, args, "controls")
-    seed = profile.seeds[0] if args.seed is None else args.seed
     known = [m for h in HOST_METHODS for m in (h, f"{h}_scaca")]
-    pairs = parse_pairs(parser, args.only, known, "METHOD")
-    if any(given != seed for _, given in pairs):
-        parser.error(f"--only takes METHOD@{seed} with METHOD one of {known}, got {args.only}")
-    only = [method for method, _ in pairs]
-    cifar_dir = args.cifar_dir or data.shared_data_dir() / "cifar10"
-    return run_suite(args.profile, profile, args.out, args.data_root.expanduser(), cifar_dir,
-                     args.work_dir.expanduser(), args.methods, seed, only, args.jobs,
-                     child_options(args, cifar_dir, "--seed", str(seed)), not args.no_tables)
+    request = parse_campaign(parser, argv, "methods", "controls", known, "METHOD")
+    seed = request.profile.seeds[0] if request.args.seed is None else request.args.seed
+    if any(given != seed for _, given in request.only):
+        parser.error(f"--only takes METHOD@{seed} with METHOD one of {known}, "
+                     f"got {request.args.only}")
+    return run_suite(*request.where(), request.args.methods, seed,
+                     only=[method for method, _ in request.only],
+                     **request.how("--seed", str(seed)))
 
 
 if __name__ == "__main__":

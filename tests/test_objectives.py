@@ -123,7 +123,7 @@ def test_complement_s_background_branch_trains_the_mask_not_the_head(monkeypatch
     scaca.ca_objective_loss  # noqa: B018 (exists)
     batch = tiny_batch()
     scaca._step_outs = []
-    host_loss = type(scaca).__mro__[2].training_step(scaca, batch, 0)  # the host's step
+    host_loss = METHODS["swav"].training_step(scaca, batch, 0)  # the host's step
     outs, targets = scaca._step_outs[:2], scaca.ca_targets(batch)
     scaca._step_outs = None
     pairing = scaca._pair(outs, targets, batch)

@@ -21,6 +21,7 @@ from solo.utils.misc import omegaconf_select
 
 from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
 from solo_scaca.addon.config import check_number
+from solo_scaca.addon.run_state import EpochSeeding, LateBuffers, check_finite
 from solo_scaca.addon.spatial_maps import SPATIAL_SPECS, SpatialMapHook
 
 LEWEL_KEYS = ("lewel_weight", "lewel_num_maps", "lewel_temperature", "lewel_hidden_dim")
@@ -117,16 +118,13 @@ def map_metrics(maps: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
     }
 
 
-class LewelMixin:
+class LewelMixin(LateBuffers, EpochSeeding):
     """LEWEL's aligned term for a host method; list it before the host class. The host's step
     runs unchanged; the large crops' spatial maps are recorded while it runs, and
     ``lewel_weight * L_lewel`` is added. A method states its neck (``build_lewel_head``) and
     its loss (``lewel_loss``)."""
 
     NAME: str = ""  # the registry name, e.g. "byol_lewel"
-    # buffers the host creates in on_train_start (SwAV's queue): made room for before a
-    # checkpoint's weights load, and kept instead of the host's fresh ones
-    LATE_BUFFERS: Tuple[str, ...] = ()
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
@@ -198,26 +196,6 @@ class LewelMixin:
         ]
         return super().learnable_params + extra
 
-    # ------------------------------------------------------------------------- checkpoints
-
-    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        """Makes room for the saved late buffers before the weights load (the host creates
-        them only in ``on_train_start``, so resuming would fail on unexpected keys)."""
-        super().on_load_checkpoint(checkpoint)
-        for name in self.LATE_BUFFERS:
-            saved = checkpoint["state_dict"].get(name)
-            if saved is not None:
-                self.register_buffer(name, torch.zeros_like(saved, device=self.device))
-
-    def on_train_start(self) -> None:
-        """The host's set-up, keeping late buffers restored from a checkpoint."""
-        restored = {name: self._buffers.get(name) for name in self.LATE_BUFFERS}
-        super().on_train_start()
-        for name, value in restored.items():
-            current = self._buffers.get(name)
-            if value is not None and current is not None and value.shape == current.shape:
-                current.copy_(value)
-
     # ------------------------------------------------------------------------------ training
 
     def forward(self, X: torch.Tensor) -> Dict[str, Any]:
@@ -240,6 +218,8 @@ class LewelMixin:
         finally:  # never leave the side channel open, even when the host's step raised
             self._lewel_step = None
         lewel_loss, maps = self.lewel_loss(fmaps)
+        check_finite(self, "LEWEL loss", lewel_loss, batch_idx,
+                     "Lower the lr, or raise lewel_temperature.")
         self.log("train_lewel_loss", lewel_loss, on_epoch=True, sync_dist=True)
         # diagnostics: no all-reduce per step under DDP (each process logs its own batch)
         for name, value in map_metrics(maps).items():

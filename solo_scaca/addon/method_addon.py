@@ -7,58 +7,22 @@ the online head ``h`` applied to a masked feature, the targets of its loss, the 
 masked outputs in place of the online ones, and (where it has them) the codes for pairing.
 """
 
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import omegaconf
 import torch
-import torch.distributed as dist
-import torch.nn as nn
 from lightning.pytorch.utilities import rank_zero_warn
-from solo.utils.misc import concat_all_gather_no_grad, get_rank, omegaconf_select
-from solo.utils.misc import gather as all_gather_with_grad
 
 from solo_scaca.addon import objectives as obj
 from solo_scaca.addon.config import CA_SCHEMA, Spec, apply_schema
 from solo_scaca.addon.cross_attention import CrossAttentionOutput, SpatialCrossAttention
-from solo_scaca.addon.mechanism_metrics import labels_are_real, mechanism_metrics, same_share
-from solo_scaca.addon.pairing import random_partners, select_partners
+from solo_scaca.addon.batch_pairing import Pairing, get_world_size, pair_batch
+from solo_scaca.addon.mechanism_metrics import mechanism_metrics, same_share
+from solo_scaca.addon.run_state import EpochSeeding, LateBuffers, MomentumResume, check_finite
 from solo_scaca.addon.spatial_maps import SpatialMapHook, check_backbone
 
 
-def get_world_size() -> int:
-    """Number of processes of the (possibly absent) default process group."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-class Pairing(NamedTuple):
-    """A step's partners and what the metrics and losses need of them."""
-
-    partners: List[Tuple[int, torch.Tensor]]  # per view, (partner view, partner indices)
-    codes: Optional[List[torch.Tensor]]
-    partner_codes: Optional[List[torch.Tensor]]
-    partner_labels: Optional[List[torch.Tensor]]
-    gather: Any  # all-gather with gradient when partners come from every process, else None
-    offset: int  # index of this process's first image among the candidates
-    probes: Optional[List[Tuple[int, torch.Tensor]]]
-    negatives: Optional[List[Tuple[int, torch.Tensor]]]
-
-
-@contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """The module's parameters as constants for the ops run inside (gradients still reach the
-    inputs): the complement objective's background branch trains only the mask."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-class CrossAttentionAddon:
+class CrossAttentionAddon(LateBuffers, EpochSeeding):
     """Spatial cross-attention for a host method; list it before the host class:
     ``class SwAVSCACA(CrossAttentionAddon, SwAV)``.
 
@@ -85,10 +49,6 @@ class CrossAttentionAddon:
 
     NAME: str = ""  # the registry name, e.g. "swav_scaca"
     CA_SCHEMA: Dict[str, Spec] = CA_SCHEMA
-    # buffers the host creates in on_train_start (after Lightning restored a checkpoint): made
-    # room for before the weights load, and kept instead of the host's fresh ones
-    LATE_BUFFERS: Tuple[str, ...] = ()
-
     def __init_subclass__(cls, **kwargs: Any):
         """``CA_KEYS``, ``PAIRINGS`` and ``DEFAULT_PAIRING`` as the schema says."""
         super().__init_subclass__(**kwargs)
@@ -107,7 +67,6 @@ class CrossAttentionAddon:
         self.ca_bg_weight: float = kwargs.ca_bg_weight
         self.ca_area_weight: float = kwargs.ca_area_weight
         self.ca_metrics_every: int = kwargs.ca_metrics_every
-        self.run_seed: int = int(omegaconf_select(cfg, "seed", 0) or 0)
 
         self.spatial_map_hook = SpatialMapHook(self.backbone, cfg.backbone.name)
         # everything the add-on learns lives here, outside the backbone; with ca_weight = 0
@@ -182,33 +141,6 @@ class CrossAttentionAddon:
 
     # ---------------------------------------------------------------- checkpoints and seeding
 
-    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        """Makes room for the saved late buffers before the weights load (the host creates
-        them only in ``on_train_start``, so resuming would fail on unexpected keys)."""
-        super().on_load_checkpoint(checkpoint)
-        for name in self.LATE_BUFFERS:
-            saved = checkpoint["state_dict"].get(name)
-            if saved is not None:
-                self.register_buffer(name, torch.zeros_like(saved, device=self.device))
-
-    def on_train_start(self) -> None:
-        """The host's set-up, keeping late buffers restored from a checkpoint (the host
-        re-creates them)."""
-        restored = {name: self._buffers.get(name) for name in self.LATE_BUFFERS}
-        super().on_train_start()
-        for name, value in restored.items():
-            current = self._buffers.get(name)
-            if value is not None and current is not None and value.shape == current.shape:
-                current.copy_(value)
-
-    def on_train_epoch_start(self) -> None:
-        """Seeds torch for the epoch from the run's seed and the epoch number, so that an epoch
-        draws the same data order, augmentations and random partners whether the run went on
-        or resumed from the previous epoch's checkpoint (after a kill, say). Seeded before the
-        host's set-up, which may draw too (DeepClusterV2's k-means centroids)."""
-        torch.manual_seed((self.run_seed * 1_000_003 + self.current_epoch) % 2**63)
-        super().on_train_epoch_start()
-
     # ------------------------------------------------------------------------------ training
 
     def forward(self, X: torch.Tensor) -> Dict[str, Any]:
@@ -250,7 +182,8 @@ class CrossAttentionAddon:
         if self._metrics_step():
             self._log_mechanism_metrics(ca, pairing, batch)
         ca_loss = self.ca_objective_loss(ca, targets, batch, pairing.partner_codes)
-        self._check_finite(ca_loss, batch_idx)
+        check_finite(self, "CA loss", ca_loss, batch_idx, "Lower the lr, or raise "
+                     "ca_attn_temperature / ca_mask_temperature.")
         weight = self.ca_weight * self.ca_ramp(batch_idx)
         self.log("train_ca_loss", ca_loss, on_epoch=True, sync_dist=True)
         self.log("train_ca_weight", weight, on_epoch=False)
@@ -283,37 +216,11 @@ class CrossAttentionAddon:
         return False
 
     def _pair(self, outs: List[Dict[str, Any]], targets: Any, batch: Sequence[Any]) -> Pairing:
-        """Partners (from every process with ``ca_gather_partners``), probe partners for the
-        sensitivity metric, negatives for ``ca_response=contrast``, and the partners' codes and
-        labels."""
-        codes = self.ca_codes(targets, outs)
-        z = [out["z"] for out in outs]
         labels = batch[-1] if torch.is_tensor(batch[-1]) else None
-        candidate_codes, candidate_z, candidate_labels = codes, z, labels
-        offset, gather = 0, None
-        if self.ca_gather_partners and get_world_size() > 1:
-            if codes is not None:
-                candidate_codes = [concat_all_gather_no_grad(q) for q in codes]
-            candidate_z = [concat_all_gather_no_grad(v) for v in z]
-            candidate_labels = None if labels is None else concat_all_gather_no_grad(labels)
-            offset, gather = get_rank() * len(z[0]), all_gather_with_grad
-        partners = select_partners(self.ca_pairing, codes, z, candidate_codes, candidate_z,
-                                   offset)
-        batch_size, num_candidates = len(z[0]), len(candidate_z[0])
-
-        def draw_randoms():  # a random other image per view
-            return [(v, random_partners(batch_size, num_candidates, z[0].device, offset))
-                    for v in range(len(z))] if num_candidates > 1 else None
-
-        probes = draw_randoms() if self._metrics_step() else None
-        negatives = draw_randoms() if self.ca_head.response == "contrast" else None
-        partner_codes = None if codes is None else [
-            candidate_codes[view][index] for view, index in partners]
-        # one check of the candidates' labels (a device sync), not one per view
-        partner_labels = ([candidate_labels[index] for _, index in partners]
-                          if labels_are_real(candidate_labels) else None)
-        return Pairing(partners, codes, partner_codes, partner_labels, gather, offset, probes,
-                       negatives)
+        return pair_batch(self.ca_pairing, self.ca_codes(targets, outs),
+                          [out["z"] for out in outs], labels, self.ca_gather_partners,
+                          probes=self._metrics_step(),
+                          negatives=self.ca_head.response == "contrast")
 
     def ca_objective_loss(self, ca: CrossAttentionOutput, targets: Any, batch: Sequence[Any],
                           partner_codes: Optional[List[torch.Tensor]]) -> torch.Tensor:
@@ -331,7 +238,7 @@ class CrossAttentionAddon:
             targets = self.ca_targets_of(partner[-1:] + partner[:-1], targets)
         loss = self.ca_loss(outputs, targets, batch, partner_codes)
         if self.ca_objective == "complement":
-            with frozen(self):  # the background branch trains the mask only
+            with obj.frozen(self):  # the background branch trains the mask only
                 background = [self.ca_head_outputs(head(f)) for f in ca.background]
                 agreement = torch.exp(-self.ca_loss(background, targets, batch, partner_codes))
             area = torch.cat([obj.area_penalty(a) for a in ca.area]).mean()
@@ -340,15 +247,6 @@ class CrossAttentionAddon:
 
     def _metrics_step(self) -> bool:
         return self.global_step % self.ca_metrics_every == 0
-
-    def _check_finite(self, ca_loss: torch.Tensor, batch_idx: int) -> None:
-        if not torch.isfinite(ca_loss):
-            raise FloatingPointError(
-                f"{self.NAME}: the CA loss is {ca_loss.item()} at epoch {self.current_epoch}, "
-                f"global step {self.global_step} (batch {batch_idx}); training stopped and the "
-                "checkpoints written so far are kept. Lower the lr, or raise "
-                "ca_attn_temperature / ca_mask_temperature."
-            )
 
     @torch.no_grad()
     def _log_mechanism_metrics(self, ca: CrossAttentionOutput, pairing: Pairing,
@@ -371,7 +269,7 @@ class CrossAttentionAddon:
             self.log(f"train_{name}", value, on_epoch=True)
 
 
-class MomentumAddon(CrossAttentionAddon):
+class MomentumAddon(MomentumResume, CrossAttentionAddon):
     """The add-on for a host method with a momentum (teacher) branch: records the large crops'
     momentum outputs ``z`` (the targets of BYOL and DINO) while the host's step runs."""
 
@@ -386,16 +284,6 @@ class MomentumAddon(CrossAttentionAddon):
         if self._step_outs is not None:
             self._step_momentum_z.append(out["z"])
         return out
-
-    def on_train_start(self) -> None:
-        """The host's set-up; on a resumed run, the momentum tau where its schedule stands (the
-        host restarts it at ``base_tau`` until the first step ends)."""
-        super().on_train_start()
-        if self.trainer.global_step > 0:
-            self.momentum_updater.update_tau(
-                cur_step=self.trainer.global_step,
-                max_steps=self.trainer.estimated_stepping_batches,
-            )
 
     def ca_reset_step(self) -> None:
         self._step_momentum_z = []

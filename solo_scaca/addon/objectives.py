@@ -8,9 +8,11 @@ leaves out is penalised (``complement``), the mask is not learned by that gradie
 or the partner's parts that match the image are what is pooled (``attend``).
 """
 
-from typing import Tuple
+from contextlib import contextmanager
+from typing import Iterator, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 OBJECTIVES = ("self", "self_masked", "co", "complement", "fixed", "attend")
@@ -104,3 +106,17 @@ def area_penalty(area: torch.Tensor) -> torch.Tensor:
 def area_prior(mask: torch.Tensor) -> torch.Tensor:
     """B: ``area_penalty`` of each soft mask's mean."""
     return area_penalty(mask.reshape(mask.size(0), -1).mean(dim=1))
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """The module's parameters as constants for the ops run inside (gradients still reach the
+    inputs): the complement objective's background branch trains only the mask."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

@@ -17,11 +17,12 @@ from solo.losses.byol import byol_loss_func
 from solo.methods.byol import BYOL
 from solo.utils.momentum import initialize_momentum_params
 
+from solo_scaca.addon.run_state import MomentumResume
 from solo_scaca.addon.lewel import AlignmentNeck, LewelMixin, mlp
 from solo_scaca.addon.spatial_maps import SpatialMapHook
 
 
-class BYOLLEWEL(LewelMixin, BYOL):
+class BYOLLEWEL(MomentumResume, LewelMixin, BYOL):
     NAME = "byol_lewel"
 
     def __init__(self, cfg: omegaconf.DictConfig):

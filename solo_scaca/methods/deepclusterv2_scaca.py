@@ -14,7 +14,8 @@ from solo.losses.deepclusterv2 import deepclusterv2_loss_func
 from solo.methods.deepclusterv2 import DeepClusterV2
 
 from solo_scaca.addon.config import CA_SCHEMA, Choice
-from solo_scaca.addon.method_addon import CrossAttentionAddon, get_world_size
+from solo_scaca.addon.batch_pairing import get_world_size
+from solo_scaca.addon.method_addon import CrossAttentionAddon
 
 
 class DeepClusterV2SCACA(CrossAttentionAddon, DeepClusterV2):

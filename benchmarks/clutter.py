@@ -3,6 +3,8 @@ spatial method (LEWEL, the positive control) on ``cifar10-clutter``, with seeds.
 
     python3 -m benchmarks clutter --profile cpu     # hours on 2 CPU cores: run in background
     python3 -m benchmarks clutter --profile tiny    # seconds: what CI runs
+    python3 -m benchmarks clutter --profile cpu --arms ca_objective=co \
+        ca_objective=co,ca_mask=uniform   # an objective beside its uniform-mask control
 
 Every arm is pretrained through the plugin's pretraining command on the clutter training split
 (``solo-scaca-clutter-data``: CIFAR-10 objects of 14-22 px on 32 px mosaics of other classes),
@@ -13,7 +15,9 @@ mask or map, mask-in-box and border share on clutter test images (``swav_scaca``
 the partners its own pairing chooses in batches of the profile's size; ``*_lewel``: each
 alignment map). Result files resume as in ``controls`` (one per arm and seed; a run interrupted
 during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (mean +- std over
-seeds, t-tests against the base method and against ``ca_mask=uniform``).
+seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control).
+The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=O,ca_mask=uniform``
+(one seed unless ``--seeds``) train the other CA objectives that pass ``benchmarks incentive``.
 """
 
 import json
@@ -40,7 +44,7 @@ from benchmarks.profiles import PROFILES
 
 RUNS_DIR = "clutter_runs"
 # arm -> (method, host method whose config it starts from, overrides, seeds by default)
-ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
+BASE_ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
     ("swav", ("swav", "swav", (), 3)),
     ("swav_lewel", ("swav_lewel", "swav", (), 3)),
     ("swav_scaca (default)", ("swav_scaca", "swav", (), 3)),
@@ -48,8 +52,28 @@ ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
     ("byol", ("byol", "byol", (), 3)),
     ("byol_lewel", ("byol_lewel", "byol", (), 3)),
 ])
+# every other CA objective beside its own uniform-mask control (one seed unless --seeds):
+# run the ones the incentive check passes with --arms
+OBJECTIVES = ("self_masked", "co", "complement", "fixed", "attend")
+OBJECTIVE_ARMS = OrderedDict(
+    (f"ca_objective={o}{suffix}",
+     ("swav_scaca", "swav", (f"method_kwargs.ca_objective={o}", *extra), 1))
+    for o in OBJECTIVES for suffix, extra in (("", ()), (",ca_mask=uniform",
+                                                         ("method_kwargs.ca_mask=uniform",))))
+ARMS = OrderedDict([*BASE_ARMS.items(), *OBJECTIVE_ARMS.items()])
 BASE_OF = {"swav_lewel": "swav", "swav_scaca (default)": "swav", "ca_mask=uniform": "swav",
-           "byol_lewel": "byol"}
+           "byol_lewel": "byol", **{arm: "swav" for arm in OBJECTIVE_ARMS}}
+
+
+def uniform_control(arm: str) -> Optional[str]:
+    """The arm's own ``ca_mask=uniform`` control (same objective, uniform masks)."""
+    if arm == "swav_scaca (default)":
+        return "ca_mask=uniform"
+    if arm in OBJECTIVE_ARMS and not arm.endswith("ca_mask=uniform"):
+        return f"{arm},ca_mask=uniform"
+    return None
+
+
 SPATIAL_IMAGES = 512  # clutter test images the masks and maps are measured on
 
 
@@ -234,8 +258,7 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
                 mean, std = stats.mean_std(values)
                 row[label] = f"{mean:.2f}" + (f" +- {std:.2f}" if std is not None else "")
         for ref_name, ref in (("vs base", BASE_OF.get(arm)),
-                              ("vs uniform", "ca_mask=uniform" if arm.startswith("swav_scaca")
-                               else None)):
+                              ("vs uniform", uniform_control(arm))):
             if ref and ref in by_arm:
                 tests = []
                 for key, label in (("knn20_top1", "kNN-20"), ("linear_top1", "linear"),
@@ -269,8 +292,9 @@ def rebuild_tables(profile_dir: Path) -> Optional[Path]:
 def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
     """Command-line entry point (also ``python3 -m benchmarks clutter``)."""
     parser = campaign_parser("clutter", __doc__, "clutter")
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
-                        metavar="ARM", help=f"default: all of {list(ARMS)}")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(BASE_ARMS),
+                        metavar="ARM", help=f"one or more of {list(ARMS)} (default: "
+                        f"{list(BASE_ARMS)})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
     request = parse_campaign(parser, argv, "clutter", "clutter", list(ARMS), "ARM")
     return run_suite(*request.where(), request.args.arms, request.args.seeds,

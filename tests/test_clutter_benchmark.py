@@ -61,6 +61,28 @@ def test_clutter_campaign_resumes_and_finishes_an_interrupted_evaluation(campaig
     assert redone["pretrain_s"] == pretrained_in  # not pretrained again
 
 
+def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
+    """``ca_objective=O`` is tested against ``ca_objective=O,ca_mask=uniform`` (not against the
+    default objective's control) and against swav."""
+    runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    values = {"swav": 30.0, "ca_mask=uniform": 10.0, "ca_objective=co": 32.0,
+              "ca_objective=co,ca_mask=uniform": 20.0}
+    for arm, value in values.items():
+        for seed, jitter in enumerate((-0.5, 0.0, 0.5)):
+            run = {"arm": arm, "seed": seed, "knn20_top1": value + jitter,
+                   "knn200_top1": value, "linear_top1": value + jitter, "clean_knn20_top1": value,
+                   "clean_linear_top1": value, "maxboxacc": value + jitter}
+            clutter.run_file_of(runs_dir, arm, seed).write_text(json.dumps(run))
+    assert clutter.ARMS["ca_objective=co,ca_mask=uniform"][2] == (
+        "method_kwargs.ca_objective=co", "method_kwargs.ca_mask=uniform")
+    clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
+    _, rows = _csv(tmp_path / "cpu" / "clutter.csv")
+    row = {r["arm"]: r for r in rows}["ca_objective=co"]
+    assert row["vs uniform"].startswith("kNN-20 +12.00 *")  # 32 - 20, not 32 - 10
+    assert row["vs base"].startswith("kNN-20 +2.00 *")
+
+
 def _stub_views(n: int = 32, classes: int = 4, seed: int = 0):
     """Maps where only the object's 2 x 2 cells carry the class (a one-hot direction); the
     rest is strong noise. Codes: the class."""

@@ -21,7 +21,7 @@ from solo.utils.misc import omegaconf_select
 
 from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
 from solo_scaca.addon.config import check_number
-from solo_scaca.addon.run_state import EpochSeeding, LateBuffers, check_finite
+from solo_scaca.addon.run_state import AddonParams, EpochSeeding, LateBuffers, check_finite
 from solo_scaca.addon.spatial_maps import SPATIAL_SPECS, SpatialMapHook
 
 LEWEL_KEYS = ("lewel_weight", "lewel_num_maps", "lewel_temperature", "lewel_hidden_dim")
@@ -118,13 +118,21 @@ def map_metrics(maps: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
     }
 
 
-class LewelMixin(LateBuffers, EpochSeeding):
+class LewelMixin(AddonParams, LateBuffers, EpochSeeding):
     """LEWEL's aligned term for a host method; list it before the host class. The host's step
     runs unchanged; the large crops' spatial maps are recorded while it runs, and
     ``lewel_weight * L_lewel`` is added. A method states its neck (``build_lewel_head``) and
-    its loss (``lewel_loss``)."""
+    its loss (``lewel_loss``).
+
+    Its cfg settings (``method_kwargs``):
+        lewel_weight (float): weight of the aligned term (0: exactly the host method).
+        lewel_num_maps (int): number of alignment maps M.
+        lewel_temperature (float): divides the maps' L2-normalised logits.
+        lewel_hidden_dim (int): width of the per-pixel head (None: proj_hidden_dim).
+    """
 
     NAME: str = ""  # the registry name, e.g. "byol_lewel"
+    ADDON_HEAD = "lewel_head"
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
@@ -160,14 +168,7 @@ class LewelMixin(LateBuffers, EpochSeeding):
 
     @classmethod
     def add_and_assert_specific_cfg(cls, cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Adds LEWEL's defaults to the host method's and checks every ``lewel_*`` setting.
-
-        Args:
-            cfg (omegaconf.DictConfig): DictConfig object.
-
-        Returns:
-            omegaconf.DictConfig: same as the argument, used to avoid errors.
-        """
+        """Adds LEWEL's defaults to the host method's and checks every ``lewel_*`` setting."""
         cfg = super(LewelMixin, cls).add_and_assert_specific_cfg(cfg)
         kwargs = cfg.method_kwargs
         unknown = [k for k in kwargs if k.startswith("lewel_") and k not in LEWEL_KEYS]
@@ -187,14 +188,6 @@ class LewelMixin(LateBuffers, EpochSeeding):
         kwargs.lewel_hidden_dim = kwargs.proj_hidden_dim if hidden is None else hidden
         check_number(cfg, "lewel_hidden_dim", 0, strict=True, integer=True)
         return cfg
-
-    @property
-    def learnable_params(self) -> List[dict]:
-        """Adds the neck's parameters to the host method's learnable parameters."""
-        extra = [] if self.lewel_head is None else [
-            {"name": "lewel_head", "params": self.lewel_head.parameters()}
-        ]
-        return super().learnable_params + extra
 
     # ------------------------------------------------------------------------------ training
 

@@ -18,11 +18,17 @@ from solo_scaca.addon.config import CA_SCHEMA, Spec, apply_schema
 from solo_scaca.addon.cross_attention import CrossAttentionOutput, SpatialCrossAttention
 from solo_scaca.addon.batch_pairing import Pairing, get_world_size, pair_batch
 from solo_scaca.addon.mechanism_metrics import mechanism_metrics, same_share
-from solo_scaca.addon.run_state import EpochSeeding, LateBuffers, MomentumResume, check_finite
+from solo_scaca.addon.run_state import (
+    AddonParams,
+    EpochSeeding,
+    LateBuffers,
+    MomentumResume,
+    check_finite,
+)
 from solo_scaca.addon.spatial_maps import SpatialMapHook, check_backbone
 
 
-class CrossAttentionAddon(LateBuffers, EpochSeeding):
+class CrossAttentionAddon(AddonParams, LateBuffers, EpochSeeding):
     """Spatial cross-attention for a host method; list it before the host class:
     ``class SwAVSCACA(CrossAttentionAddon, SwAV)``.
 
@@ -48,7 +54,9 @@ class CrossAttentionAddon(LateBuffers, EpochSeeding):
     """
 
     NAME: str = ""  # the registry name, e.g. "swav_scaca"
+    ADDON_HEAD = "ca_head"
     CA_SCHEMA: Dict[str, Spec] = CA_SCHEMA
+
     def __init_subclass__(cls, **kwargs: Any):
         """``CA_KEYS``, ``PAIRINGS`` and ``DEFAULT_PAIRING`` as the schema says."""
         super().__init_subclass__(**kwargs)
@@ -114,32 +122,22 @@ class CrossAttentionAddon(LateBuffers, EpochSeeding):
                            out: Dict[str, Any]) -> Optional[torch.Tensor]:
         return None
 
+    def ca_keep_z(self, kept: List[torch.Tensor], out: Dict[str, Any]) -> Dict[str, Any]:
+        """Keeps a host forward pass's ``z`` in ``kept`` during a training step; returns
+        ``out``."""
+        if self._step_outs is not None:
+            kept.append(out["z"])
+        return out
+
     # ------------------------------------------------------------------------- configuration
 
     @classmethod
     def add_and_assert_specific_cfg(cls, cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
-        """Adds the add-on's defaults to the host method's and checks every CA setting.
-
-        Args:
-            cfg (omegaconf.DictConfig): DictConfig object.
-
-        Returns:
-            omegaconf.DictConfig: same as the argument, used to avoid errors.
-        """
+        """Adds the add-on's defaults to the host method's and checks every CA setting."""
         cfg = super(CrossAttentionAddon, cls).add_and_assert_specific_cfg(cfg)
         check_backbone(cfg.backbone.name)
         apply_schema(cfg, cls.CA_SCHEMA, cls.NAME)
         return cfg
-
-    @property
-    def learnable_params(self) -> List[dict]:
-        """Adds the add-on's parameters to the host method's learnable parameters."""
-        extra = [] if self.ca_head is None else [
-            {"name": "ca_head", "params": self.ca_head.parameters()}
-        ]
-        return super().learnable_params + extra
-
-    # ---------------------------------------------------------------- checkpoints and seeding
 
     # ------------------------------------------------------------------------------ training
 
@@ -280,10 +278,7 @@ class MomentumAddon(MomentumResume, CrossAttentionAddon):
     @torch.no_grad()
     def momentum_forward(self, X: torch.Tensor) -> Dict[str, Any]:
         """The host's momentum forward pass, its ``z`` kept during a training step."""
-        out = super().momentum_forward(X)
-        if self._step_outs is not None:
-            self._step_momentum_z.append(out["z"])
-        return out
+        return self.ca_keep_z(self._step_momentum_z, super().momentum_forward(X))
 
     def ca_reset_step(self) -> None:
         self._step_momentum_z = []

@@ -1,12 +1,26 @@
-"""What a plugin method needs so that a run resumes exactly and fails loudly, shared by the
-cross-attention add-on and LEWEL: late buffers, per-epoch seeding, the momentum schedule after a
-resume, and a finite-loss guard. Each is a mixin listed before the host class."""
+"""What a plugin method adds to its host class, shared by the cross-attention add-on and LEWEL:
+its own module's parameters, and what makes a run resume exactly and fail loudly (late buffers,
+per-epoch seeding, the momentum schedule after a resume, a finite-loss guard). Each is a mixin
+listed before the host class."""
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import omegaconf
 import torch
 from solo.utils.misc import omegaconf_select
+
+
+class AddonParams:
+    """Trains the add-on's own module (the attribute named ``ADDON_HEAD``; None when the add-on
+    is off) beside the host method's learnable parameters."""
+
+    ADDON_HEAD = ""
+
+    @property
+    def learnable_params(self) -> List[dict]:
+        head = getattr(self, self.ADDON_HEAD, None)
+        extra = [] if head is None else [{"name": self.ADDON_HEAD, "params": head.parameters()}]
+        return super().learnable_params + extra
 
 
 class LateBuffers:

@@ -28,12 +28,7 @@ class BYOLLEWEL(MomentumResume, LewelMixin, BYOL):
     def __init__(self, cfg: omegaconf.DictConfig):
         """Implements LEWEL_B (https://arxiv.org/abs/2203.14898) on the host's BYOL.
 
-        Extra cfg settings (besides BYOL's):
-            method_kwargs:
-                lewel_weight (float): weight of the aligned term (0: exactly the host's BYOL).
-                lewel_num_maps (int): number of alignment maps M.
-                lewel_temperature (float): divides the maps' L2-normalised logits.
-                lewel_hidden_dim (int): width of the per-pixel head (None: proj_hidden_dim).
+        Extra cfg settings (besides BYOL's): ``LewelMixin``'s ``lewel_*`` keys.
         """
         super().__init__(cfg)
         self.lewel_momentum_hook = SpatialMapHook(self.momentum_backbone, cfg.backbone.name)

@@ -30,10 +30,7 @@ class SimCLRSCACA(CrossAttentionAddon, SimCLR):
 
     def multicrop_forward(self, X: torch.Tensor) -> Dict[str, Any]:
         """The host's small-crop forward pass, its ``z`` kept (negatives) during a step."""
-        out = super().multicrop_forward(X)
-        if self._step_outs is not None:
-            self._step_small_z.append(out["z"])
-        return out
+        return self.ca_keep_z(self._step_small_z, super().multicrop_forward(X))
 
     def ca_reset_step(self) -> None:
         self._step_small_z = []

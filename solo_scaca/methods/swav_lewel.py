@@ -28,12 +28,7 @@ class SwAVLEWEL(LewelMixin, SwAV):
         """Implements LEWEL's aligned term (https://arxiv.org/abs/2203.14898) on the host's
         SwAV.
 
-        Extra cfg settings (besides SwAV's):
-            method_kwargs:
-                lewel_weight (float): weight of the aligned term (0: exactly the host's SwAV).
-                lewel_num_maps (int): number of alignment maps M.
-                lewel_temperature (float): divides the maps' L2-normalised logits.
-                lewel_hidden_dim (int): width of the per-pixel head (None: proj_hidden_dim).
+        Extra cfg settings (besides SwAV's): ``LewelMixin``'s ``lewel_*`` keys.
         """
         super().__init__(cfg)
 

@@ -164,8 +164,8 @@ def clutter_images(root: Path, count: int, size: int) -> Tuple["torch.Tensor", "
     for r in rows:
         by_class.setdefault(r["label"], []).append(r)
     picked = [r for group in zip(*by_class.values()) for r in group][:count]
-    images = torch.stack([to_tensor(Image.open(root / r["path"]).convert("RGB").resize(
-        (size, size))) for r in picked])
-    scale = size / images.shape[-1] if images.shape[-1] != size else 1.0
-    boxes = torch.tensor([[r["x0"], r["y0"], r["x1"], r["y1"]] for r in picked]) * scale
+    opened = [Image.open(root / r["path"]).convert("RGB") for r in picked]
+    images = torch.stack([to_tensor(image.resize((size, size))) for image in opened])
+    scales = torch.tensor([[size / image.width, size / image.height] * 2 for image in opened])
+    boxes = torch.tensor([[r["x0"], r["y0"], r["x1"], r["y1"]] for r in picked]) * scales
     return images, boxes.float(), torch.tensor([r["label"] for r in picked])

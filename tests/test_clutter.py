@@ -116,3 +116,31 @@ def test_mask_in_box_and_border_share_of_uniform_box_and_ring_masks():
     assert border_share(centre).item() == 0
     with pytest.raises(ValueError, match="at least 3 x 3"):
         border_share(torch.full((1, 2, 2), 0.25))
+
+
+def test_boxes_follow_the_resize_and_centre_crop_of_the_masks_command(tmp_path):
+    """``boxes_in_crop``: a 40 x 20 image resized to 10 px high (x 0.5) then centre-cropped to
+    10 x 10 (5 px off the left); a folder without ``boxes.csv`` has no boxes."""
+    from PIL import Image
+
+    from solo_scaca.data.layout import CSV_HEADER, boxes_in_crop, write_csv
+
+    (tmp_path / "val" / "a").mkdir(parents=True)
+    image = tmp_path / "val" / "a" / "0.png"
+    Image.new("RGB", (40, 20)).save(image)
+    write_csv(tmp_path / "boxes.csv", CSV_HEADER, [("val", "val/a/0.png", "a", 0, 12, 4, 40, 12)])
+    assert boxes_in_crop([image], 10) == [(1.0, 2.0, 10.0, 6.0)]  # x1: 20 - 5 = 15, clipped
+    (tmp_path / "boxes.csv").unlink()
+    assert boxes_in_crop([image], 10) is None
+
+
+def test_box_summary_reads_masks_on_the_object_and_on_the_border():
+    from solo_scaca.cli.masks import box_summary
+
+    boxes = [(8, 8, 24, 24)] * 2  # the centre 16 x 16 of a 32 px image: a quarter of it
+    on_object = torch.zeros(2, 8, 8)
+    on_object[:, 2:6, 2:6] = 1 / 16
+    assert box_summary(on_object, boxes, 32).startswith("mask-in-box 4.00, border share 0.00")
+    uniform = torch.full((2, 3, 8, 8), 1 / 64)  # three alignment maps
+    assert box_summary(uniform, boxes, 32).startswith(
+        "mask-in-box 1.00 (mean of 3 maps; the map most on the object 1.00), border share 1.00")

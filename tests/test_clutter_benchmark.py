@@ -83,6 +83,19 @@ def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
     assert row["vs base"].startswith("kNN-20 +2.00 *")
 
 
+def test_clutter_images_scale_the_boxes_with_the_images(tmp_path):
+    from PIL import Image
+
+    from solo_scaca.data.layout import CSV_HEADER, write_csv
+
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(tmp_path / "test" / "a" / "0.png")
+    write_csv(tmp_path / "boxes.csv", CSV_HEADER, [("test", "test/a/0.png", "a", 0, 8, 16, 40, 64)])
+    images, boxes, labels = bench_data.clutter_images(tmp_path, 1, 32)
+    assert images.shape == (1, 3, 32, 32) and labels.tolist() == [0]
+    assert boxes.tolist() == [[4.0, 8.0, 20.0, 32.0]]
+
+
 def _stub_views(n: int = 32, classes: int = 4, seed: int = 0):
     """Maps where only the object's 2 x 2 cells carry the class (a one-hot direction); the
     rest is strong noise. Codes: the class."""

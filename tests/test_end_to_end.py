@@ -171,7 +171,7 @@ def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
     assert not any(k.startswith("ca_head.") for k in state)  # neither variant learns phi_q/phi_k
 
 
-def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tmp_path):
+def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tmp_path, capsys):
     from solo_scaca.cli.masks import image_files, main as masks_main
     from solo_scaca.evaluation.mask_view import batch_masks, load_method
 
@@ -179,6 +179,8 @@ def test_masks_command_draws_the_checkpoint_s_own_pairs(pretrained, toy_data, tm
     masks_main(["--ckpt", str(pretrained), "--images", str(toy_data / "val"), "--out", str(out),
                 "--n", "3", "--batch", "12"])
     assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+    printed = capsys.readouterr().out  # the toy set has boxes: where the masks sit is printed
+    assert "mask-in-box" in printed and "over 12 images" in printed  # (a 2 x 2 map: no border)
 
     files = image_files(toy_data / "val", 12)
     assert len({f.parent for f in files}) == 10  # classes interleaved, not the first folder

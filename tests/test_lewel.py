@@ -291,7 +291,7 @@ def test_the_exported_backbone_loads_strict_into_the_host_s_with_identical_featu
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_masks_draws_a_lewel_checkpoint_s_maps(name, tmp_path, toy_data):
+def test_masks_draws_a_lewel_checkpoint_s_maps(name, tmp_path, toy_data, capsys):
     from solo_scaca.cli.masks import main as masks_main
     from solo_scaca.evaluation.mask_view import load_method
 
@@ -306,6 +306,7 @@ def test_masks_draws_a_lewel_checkpoint_s_maps(name, tmp_path, toy_data):
     masks_main(["--ckpt", str(ckpt), "--images", str(toy_data / "val"), "--out", str(out),
                 "--n", "3", "--batch", "4"])
     assert out.stat().st_size > 0
+    assert "the map most on the object" in capsys.readouterr().out  # the toy set's boxes
     weightless = _save(name, tiny_cfg(name, ["method_kwargs.lewel_weight=0"]), tmp_path)
     with pytest.raises(ValueError, match="lewel_weight=0"):
         load_method(weightless)

@@ -15,7 +15,8 @@ from torchvision import transforms
 
 from solo_scaca.addon.lewel import lewel_maps
 from solo_scaca.addon.mechanism_metrics import mask_entropy, mask_peak
-from solo_scaca.data.layout import IMAGE_EXTENSIONS, is_image
+from solo_scaca.data.layout import IMAGE_EXTENSIONS, boxes_in_crop, is_image
+from solo_scaca.evaluation.box_metrics import border_share, mask_in_box
 from solo_scaca.evaluation.mask_view import batch_masks, load_method
 from solo_scaca.host.checkpoints import add_trust_option
 from solo_scaca.registration import LEWEL_METHODS
@@ -108,6 +109,20 @@ def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
     return _save(fig, out, title)
 
 
+def box_summary(masks: torch.Tensor, boxes: List[tuple], size: int) -> str:
+    """Where masks (N x H x W) or alignment maps (N x M x H x W) sit against the objects' boxes:
+    mask-in-box (1 = uniform, above 1 on the object) and border share (1 = uniform)."""
+    per_map = masks[:, None] if masks.dim() == 3 else masks
+    inside = torch.stack([mask_in_box(per_map[:, k], boxes, size).mean()
+                          for k in range(per_map.size(1))])
+    text = f"mask-in-box {inside.mean():.2f}"
+    if per_map.size(1) > 1:
+        text += f" (mean of {per_map.size(1)} maps; the map most on the object {inside.max():.2f})"
+    if min(masks.shape[-2:]) >= 3:
+        text += f", border share {border_share(per_map.flatten(0, 1)).mean():.2f}"
+    return f"{text} over {len(boxes)} images with boxes (1 = uniform, above 1 on the object)"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -137,6 +152,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if len(files) < 2:
         parser.error(f"{args.images} has {len(files)} image: at least 2 are needed to pair")
     images = torch.stack([resize(Image.open(f).convert("RGB")) for f in files])
+    boxes = boxes_in_crop(files, size)  # where the folder has a boxes.csv (generated sets)
     normalize = transforms.Normalize(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
     if cfg.method in LEWEL_METHODS:  # no partners: the image's own alignment maps
         maps = lewel_maps(model, normalize(images))
@@ -146,6 +162,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                  f"from 0 to {SCALE:g} (uniform = 1)")
         out = draw_maps(images, maps, rows, args.out, title)
         print(f"alignment maps of {rows} images -> {out}")
+        if boxes is not None:
+            print(box_summary(maps, boxes, size))
         return
     result = batch_masks(model, normalize(images), args.seed)
     kwargs = cfg.method_kwargs
@@ -156,6 +174,8 @@ def main(argv: Optional[List[str]] = None) -> None:
              f"{SCALE:g} (uniform = 1)")
     out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title)
     print(f"masks of {min(args.n, len(files))} images -> {out}")
+    if boxes is not None:
+        print(box_summary(result.masks, boxes, size))
 
 
 if __name__ == "__main__":

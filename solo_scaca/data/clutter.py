@@ -96,7 +96,7 @@ def _per_class(value: str) -> Optional[int]:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """``solo-scaca-clutter-data --cifar DIR --out DIR [--seed S]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--cifar", required=True, type=Path,
                         help="CIFAR-10's folder: train/ and test/ ImageFolders, or "
                              "train.tar.gz and test.tar.gz of them")

@@ -56,6 +56,37 @@ def read_boxes(root: str | Path) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+def boxes_in_crop(files: Sequence[Path], size: int) -> list[tuple] | None:
+    """The ``boxes.csv`` boxes of ``files`` (a folder of a generated box dataset: ``boxes.csv``
+    in the folder or one of its two parents), moved into the ``size`` x ``size`` frame that
+    ``Resize(size)`` then ``CenterCrop(size)`` makes of each image. None when a file has no
+    box there (a folder of another kind)."""
+    from PIL import Image
+
+    if not files:
+        return None
+    folder = Path(files[0]).parent
+    root = next((d for d in (folder, *list(folder.parents)[:3]) if (d / "boxes.csv").is_file()),
+                None)
+    if root is None:
+        return None
+    boxes = {(root / r["path"]).resolve(): (r["x0"], r["y0"], r["x1"], r["y1"])
+             for r in read_boxes(root)}
+    moved = []
+    for path in files:
+        box = boxes.get(Path(path).resolve())
+        if box is None:
+            return None
+        with Image.open(path) as image:
+            width, height = image.size
+        scale = size / min(width, height)
+        dx, dy = (width * scale - size) / 2, (height * scale - size) / 2
+        x0, y0, x1, y1 = (v * scale for v in box)
+        moved.append((min(max(x0 - dx, 0), size), min(max(y0 - dy, 0), size),
+                      min(max(x1 - dx, 0), size), min(max(y1 - dy, 0), size)))
+    return moved
+
+
 def dataset_parser(description: str, train_per_class: int,
                    val_per_class: int) -> argparse.ArgumentParser:
     """The options every generated box dataset takes: where, how many per class, the seed."""

@@ -869,15 +869,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-overrides", nargs="*", default=[], metavar="OVERRIDE",
                    help="Hydra overrides of swav_scaca and its uniform control (the best CA "
                         "objective, e.g. method_kwargs.ca_objective=complement); default none")
-    p.add_argument("--cifar-dir", type=Path, default=None,
-                   help="CIFAR-10 tarballs (default .device/base/cifar10 where it exists, "
-                        "else the shared data's)")
-    p.add_argument("--clutter-root", type=Path, default=None,
-                   help="a generated clutter set (default: the carried one, else generated)")
-    p.add_argument("--data-root", type=Path, default=payload.STAGE / "data" / "cifar10")
-    p.add_argument("--work-dir", type=Path, default=payload.STAGE / "work")
-    p.add_argument("--base", type=Path, default=payload.DEVICE_DIR / "base",
-                   help="the prepared base (wheels, CIFAR-10, MANIFEST.json)")
+    for option, default, text in (  # where the inputs are
+            ("--cifar-dir", None,
+             "CIFAR-10 tarballs (default .device/base/cifar10 where it exists, else the shared "
+             "data's)"),
+            ("--clutter-root", None,
+             "a generated clutter set (default: the carried one, else generated)"),
+            ("--data-root", payload.STAGE / "data" / "cifar10", None),
+            ("--work-dir", payload.STAGE / "work", None),
+            ("--base", payload.DEVICE_DIR / "base",
+             "the prepared base (wheels, CIFAR-10, MANIFEST.json)")):
+        p.add_argument(option, type=Path, default=default, help=text)
     p.add_argument("--install", choices=("auto", "yes", "no"), default="auto",
                    help="install --base's wheels and the staged streams (auto: when the host "
                         "does not import)")

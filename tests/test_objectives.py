@@ -126,7 +126,7 @@ def test_complement_s_background_branch_trains_the_mask_not_the_head(monkeypatch
     host_loss = METHODS["swav"].training_step(scaca, batch, 0)  # the host's step
     outs, targets = scaca._step_outs[:2], scaca.ca_targets(batch)
     scaca._step_outs = None
-    pairing = scaca._pair(outs, targets, batch)
+    pairing = scaca._pair(outs, targets, batch, False)
     ca = scaca.ca_head([o["fmap"] for o in outs], pairing.partners)
     scaca.zero_grad()
     scaca.ca_objective_loss(ca, targets, batch, None).backward()

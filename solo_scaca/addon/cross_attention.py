@@ -98,6 +98,9 @@ class Pooled(NamedTuple):
     area: Optional[torch.Tensor] = None
 
 
+# the objectives that read the partner's map itself (the rest read only its keys)
+PARTNER_MAPS = ("co", "fixed", "attend")
+
 class SpatialCrossAttention(nn.Module):
     def __init__(
         self,
@@ -149,7 +152,8 @@ class SpatialCrossAttention(nn.Module):
         return F.normalize((fmap if layer is None else layer(fmap)).flatten(2), dim=1)
 
     def _pool(self, query: torch.Tensor, key: torch.Tensor, fmap: torch.Tensor,
-              partner_fmap: torch.Tensor, negative_key: Optional[torch.Tensor]) -> Pooled:
+              partner_fmap: Optional[torch.Tensor],
+              negative_key: Optional[torch.Tensor]) -> Pooled:
         """One view: the objective's masked feature of each image given its partner's keys and
         map (``query``/``key``: B x d x U, ``fmap``/``partner_fmap``: B x C x H x W)."""
         tau_a, tau_m = self.attn_temperature, self.mask_temperature
@@ -179,7 +183,8 @@ class SpatialCrossAttention(nn.Module):
         uniform = [torch.full((f.size(0), *grid), 1 / grid.numel(), device=f.device)
                    for f in fmaps]
         gap = [f.mean(dim=(2, 3)) for f in fmaps]
-        partner_gap = [partner_maps[view][index].mean(dim=(2, 3)) for view, index in partners]
+        partner_gap = [partner_maps[view][index].mean(dim=(2, 3)) for view, index in partners
+                       ] if self.objective in PARTNER_MAPS else []
         feats = partner_gap if self.objective == "attend" else gap
         out = CrossAttentionOutput(feats, uniform, uniform if probes is not None else [])
         if self.objective == "co":
@@ -214,8 +219,8 @@ class SpatialCrossAttention(nn.Module):
             the objective's extras (see ``CrossAttentionOutput``).
         """
         batch, grid = fmaps[0].size(0), fmaps[0].shape[2:]
-        partner_maps = list(fmaps)
-        if gather is not None and self.objective in ("co", "fixed", "attend"):
+        partner_maps = list(fmaps)  # the partners' maps: only the objectives in PARTNER_MAPS
+        if gather is not None and self.objective in PARTNER_MAPS:  # read them
             partner_maps = [gather(f) for f in fmaps]
         if self.mask == "uniform":
             return self._uniform(fmaps, partner_maps, partners, probes)
@@ -236,7 +241,8 @@ class SpatialCrossAttention(nn.Module):
         def pool_pairs(pairs: Partners) -> Pooled:
             rows = flat(pairs)
             negative = None if negatives is None else all_keys[flat(negatives)]
-            return self._pool(queries, all_keys[rows], own_maps, all_maps[rows], negative)
+            partner = all_maps[rows] if self.objective in PARTNER_MAPS else None
+            return self._pool(queries, all_keys[rows], own_maps, partner, negative)
 
         def split(t: Optional[torch.Tensor]) -> List[torch.Tensor]:
             return [] if t is None else list(t.chunk(views))

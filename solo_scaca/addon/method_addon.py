@@ -174,10 +174,11 @@ class CrossAttentionAddon(AddonParams, LateBuffers, EpochSeeding):
         fmaps = [out["fmap"] for out in outs]
         if not self._can_pair(len(fmaps[0])):
             return loss + self.ca_zero_term()
-        pairing = self._pair(outs, targets, batch)
+        metrics = self._metrics_step(batch_idx)
+        pairing = self._pair(outs, targets, batch, metrics)
         ca = self.ca_head(fmaps, pairing.partners, pairing.gather, negatives=pairing.negatives,
                           probes=pairing.probes)
-        if self._metrics_step():
+        if metrics:
             self._log_mechanism_metrics(ca, pairing, batch)
         ca_loss = self.ca_objective_loss(ca, targets, batch, pairing.partner_codes)
         check_finite(self, "CA loss", ca_loss, batch_idx, "Lower the lr, or raise "
@@ -213,11 +214,12 @@ class CrossAttentionAddon(AddonParams, LateBuffers, EpochSeeding):
         )
         return False
 
-    def _pair(self, outs: List[Dict[str, Any]], targets: Any, batch: Sequence[Any]) -> Pairing:
+    def _pair(self, outs: List[Dict[str, Any]], targets: Any, batch: Sequence[Any],
+              probes: bool) -> Pairing:
         labels = batch[-1] if torch.is_tensor(batch[-1]) else None
         return pair_batch(self.ca_pairing, self.ca_codes(targets, outs),
                           [out["z"] for out in outs], labels, self.ca_gather_partners,
-                          probes=self._metrics_step(),
+                          probes=probes,
                           negatives=self.ca_head.response == "contrast")
 
     def ca_objective_loss(self, ca: CrossAttentionOutput, targets: Any, batch: Sequence[Any],
@@ -243,8 +245,10 @@ class CrossAttentionAddon(AddonParams, LateBuffers, EpochSeeding):
             loss = loss + self.ca_bg_weight * agreement + self.ca_area_weight * area
         return loss
 
-    def _metrics_step(self) -> bool:
-        return self.global_step % self.ca_metrics_every == 0
+    def _metrics_step(self, batch_idx: int) -> bool:
+        """Every ``ca_metrics_every`` steps, and at each epoch's first step (an epoch shorter
+        than the stride still logs its metrics)."""
+        return batch_idx == 0 or self.global_step % self.ca_metrics_every == 0
 
     @torch.no_grad()
     def _log_mechanism_metrics(self, ca: CrossAttentionOutput, pairing: Pairing,

@@ -46,7 +46,7 @@ def count_ops(model: torch.nn.Module, batch: List, global_step: int) -> int:
     try:
         model.zero_grad()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            model.training_step(batch, 0).backward()
+            model.training_step(batch, global_step).backward()  # batch index = step
     finally:
         if saved is None:
             del cls.global_step
@@ -100,7 +100,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"included), forward and backward. Metrics every {args.metrics_every} steps "
              f"(`ca_metrics_every`, the logging interval); amortised = (metrics step + "
              f"{args.metrics_every - 1} other steps) / {args.metrics_every}. Target: the add-on "
-             f"adds at most {TARGET:.0%} of the host method's ops.")
+             f"adds at most {TARGET:.0%} of the host method's ops (the metrics also run at "
+             f"each epoch's first step: one more per epoch). What remains above it: the masked "
+             f"features' passes through the method's own head (projector, prototypes), one per "
+             f"view and objective branch, kept apart from the host's passes so that the head's "
+             f"batch-norm statistics stay the host's (with `ca_mask=uniform` the loss is then "
+             f"exactly (1 + ca_weight) x the host's, tested); DeepClusterV2 scores them against each "
+             f"of its prototype sets.")
     return write_table("ops", "Ops the add-on dispatches per training step", rows,
                        list(rows[0]), metadata(), notes, args.out / args.profile)
 

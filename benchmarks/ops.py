@@ -105,8 +105,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"features' passes through the method's own head (projector, prototypes), one per "
              f"view and objective branch, kept apart from the host's passes so that the head's "
              f"batch-norm statistics stay the host's (with `ca_mask=uniform` the loss is then "
-             f"exactly (1 + ca_weight) x the host's, tested); DeepClusterV2 scores them against each "
-             f"of its prototype sets.")
+             f"exactly (1 + ca_weight) x the host's, tested); DeepClusterV2 scores them "
+             f"against each of its prototype sets.")
     return write_table("ops", "Ops the add-on dispatches per training step", rows,
                        list(rows[0]), metadata(), notes, args.out / args.profile)
 

@@ -185,7 +185,7 @@ CLUTTER: Dict[str, Profile] = {
              "with these 16 epochs (46 min of pretraining on a 2-core Xeon): swav seed 0 "
              "reached clutter kNN-20 17.4% (+2.3 over random init; its loss 4.63 -> 4.51, ln K "
              "= 4.61), short of the +5 the comparisons need: on 2 CPU cores SwAV learns little "
-             "on clutter within a run that fits a working session. 500 training objects per "
+             "on clutter within a run of under an hour. 500 training objects per "
              "class (5000 canvases) and the 10,000 test objects on their canvases; clean "
              "CIFAR-10: the first 500 training images per class and the whole test split."),
         epochs=16, lr=0.6, test_per_class=1000),

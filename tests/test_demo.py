@@ -21,6 +21,7 @@ def test_the_demo_runs_and_prints_its_summary(tmp_path: Path):
     assert found, summary
     random_init, learned, gain = (float(v) for v in found.groups())
     assert abs(learned - random_init - gain) < 0.11
+    assert re.search(r"masks +mask-in-box [\d.]+, border share [\d.]+ over \d+ images", summary)
     for name in ("masks.png", "cams.png"):
         assert (out / name).stat().st_size > 1000 and str(out / name) in summary
     assert "pkg_resources" not in log  # the command's quiet logs

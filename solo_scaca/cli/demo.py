@@ -136,11 +136,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         (accuracy[name], _), = knn_accuracy(features[name], val, ks=(20,)).values()
     pictures = [draw_cams(backbones[args.method], features[args.method], loaders[1],
                           out / "cams.png")]
+    where = None  # where the masks sit against the toy shapes' boxes
     if args.method == "swav_scaca":
         from solo_scaca.cli.masks import main as masks_main
 
-        masks_main(["--ckpt", str(ckpt), "--images", str(data / "val"), "--out",
-                    str(out / "masks.png"), "--n", "6", "--batch", "64"])
+        where = masks_main(["--ckpt", str(ckpt), "--images", str(data / "val"), "--out",
+                            str(out / "masks.png"), "--n", "6", "--batch", "64"])
         pictures.insert(0, out / "masks.png")
 
     gain = accuracy[args.method] - accuracy["random init"]
@@ -154,6 +155,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         f"{args.seed}, in {pretrain_s:.0f} s: {ckpt}",
         f"kNN-20 top-1 on validation: random init {accuracy['random init']:.1f}%, "
         f"{args.method} {accuracy[args.method]:.1f}% ({gain:+.1f} points)",
+        *([f"masks      {where}"] if where else []),
         f"pictures   {', '.join(str(p) for p in pictures)}",
         f"total      {time.time() - start:.0f} s",
     ]))

@@ -123,8 +123,8 @@ def box_summary(masks: torch.Tensor, boxes: List[tuple], size: int) -> str:
     return f"{text} over {len(boxes)} images with boxes (1 = uniform, above 1 on the object)"
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Command-line entry point."""
+def main(argv: Optional[List[str]] = None) -> Optional[str]:
+    """Command-line entry point; returns the box summary it printed (None without boxes)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ckpt", required=True,
                         help="a *_scaca pretraining checkpoint (swav_scaca, byol_scaca, ...) "
@@ -162,9 +162,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                  f"from 0 to {SCALE:g} (uniform = 1)")
         out = draw_maps(images, maps, rows, args.out, title)
         print(f"alignment maps of {rows} images -> {out}")
-        if boxes is not None:
-            print(box_summary(maps, boxes, size))
-        return
+        return _print_boxes(maps, boxes, size)
     result = batch_masks(model, normalize(images), args.seed)
     kwargs = cfg.method_kwargs
     title = (f"{Path(args.ckpt).name}\nca_pairing={kwargs.ca_pairing}, "
@@ -174,8 +172,14 @@ def main(argv: Optional[List[str]] = None) -> None:
              f"{SCALE:g} (uniform = 1)")
     out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title)
     print(f"masks of {min(args.n, len(files))} images -> {out}")
-    if boxes is not None:
-        print(box_summary(result.masks, boxes, size))
+    return _print_boxes(result.masks, boxes, size)
+
+
+def _print_boxes(masks: torch.Tensor, boxes: Optional[List[tuple]], size: int) -> Optional[str]:
+    summary = None if boxes is None else box_summary(masks, boxes, size)
+    if summary:
+        print(summary)
+    return summary
 
 
 if __name__ == "__main__":

@@ -36,17 +36,21 @@ def batch_of(size: int, crop: int, crops: int = 2) -> List:
 
 
 def count_ops(model: torch.nn.Module, batch: List, global_step: int) -> int:
-    """aten ops dispatched by one training step at ``global_step`` (forward and backward)."""
+    """aten ops dispatched by one training step at ``global_step`` (forward and backward). The
+    add-on's metrics run by the ``ca_metrics_every`` stride alone (an epoch's first step, where
+    they also run, is one more such step per epoch)."""
     from torch.profiler import ProfilerActivity, profile
 
     cls = type(model)
     saved = cls.__dict__.get("global_step")
     cls.global_step = property(lambda self: global_step)
     model.log = lambda *a, **k: None
+    if hasattr(model, "ca_metrics_every"):
+        model._metrics_step = lambda _: global_step % model.ca_metrics_every == 0
     try:
         model.zero_grad()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            model.training_step(batch, global_step).backward()  # batch index = step
+            model.training_step(batch, 0).backward()
     finally:
         if saved is None:
             del cls.global_step

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tests.test_benchmarks import _cifar_dir
 
 try:
     from solo_scaca.host import dali_cpu
@@ -233,19 +234,6 @@ def test_pretrain_command_with_dali_on_cpu(small_toy, tmp_path):
 
 
 # ------------------------------------------------------------------ CIFAR at 32 px, seeds, PNG
-def _cifar_dir() -> Path:
-    """CIFAR-10 tarballs of the project's shared data; skipped, with the reason, without them."""
-    from benchmarks.data import shared_data_dir
-
-    cifar = shared_data_dir() / "cifar10"
-    missing = [n for n in ("train.tar.gz", "test.tar.gz") if not (cifar / n).exists()]
-    if missing:
-        pytest.skip(f"the real CIFAR-10 tarballs {missing} are not in {cifar}: these tests need "
-                    "the project's shared data (../shared/data beside the repository, or set "
-                    "SOLO_SCACA_SHARED_DATA)")
-    return cifar
-
-
 @pytest.fixture(scope="module")
 def cifar_and_clutter(tmp_path_factory):
     """Real CIFAR-10 JPEGs (4 train, 2 test per class, 32 px) and a clutter set made of them

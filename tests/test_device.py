@@ -14,20 +14,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import device, device_payload as payload
+from tests.test_benchmarks import _cifar_dir
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _cifar_dir() -> Path:
-    from benchmarks.data import shared_data_dir
-
-    cifar = shared_data_dir() / "cifar10"
-    missing = [n for n in ("train.tar.gz", "test.tar.gz") if not (cifar / n).exists()]
-    if missing:
-        pytest.skip(f"the real CIFAR-10 tarballs {missing} are not in {cifar}: the device "
-                    "benchmark's tests need the project's shared data (../shared/data beside "
-                    "the repository, or set SOLO_SCACA_SHARED_DATA)")
-    return cifar
 
 
 def _command(base: Path, out: str, *extra: str):

@@ -81,8 +81,10 @@ def clutter_root(profile: profiles.Profile, data_root: Path, cifar_dir: Path) ->
     """The profile's clutter set, generated once from the CIFAR-10 tarballs or folders."""
     from solo_scaca.data.clutter import generate_clutter
 
-    root = data.clutter_root(data_root, profile.train_per_class, profile.test_per_class)
-    return generate_clutter(root, cifar_dir, profile.train_per_class, profile.test_per_class)
+    sides = (profile.clutter_min_side, profile.clutter_max_side)
+    root = data.clutter_root(data_root, profile.train_per_class, profile.test_per_class, sides)
+    return generate_clutter(root, cifar_dir, profile.train_per_class, profile.test_per_class,
+                            min_side=sides[0], max_side=sides[1])
 
 
 def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict[str, float]:

@@ -139,9 +139,13 @@ def profile_data(profile: Profile, data_root: Path, source: Path,
 
 
 def clutter_root(data_root: Path, train_per_class: Optional[int],
-                 test_per_class: Optional[int]) -> Path:
-    """Where a clutter set of these sizes lives: beside the CIFAR-10 data root."""
-    return data_root.parent / f"cifar10-clutter-{train_per_class}pc-{test_per_class}pc"
+                 test_per_class: Optional[int], sides: Tuple[int, int] = (14, 22)) -> Path:
+    """Where a clutter set of these sizes (and object sides, named when not the default 14-22)
+    lives: beside the CIFAR-10 data root."""
+    name = f"cifar10-clutter-{train_per_class}pc-{test_per_class}pc"
+    if tuple(sides) != (14, 22):
+        name += f"-{sides[0]}-{sides[1]}px"
+    return data_root.parent / name
 
 
 def default_clutter_root() -> Path:

@@ -33,6 +33,8 @@ class Profile:
     eval_batch_size: int
     hydra_overrides: Tuple[str, ...] = ()  # further overrides of the config, same for all runs
     backbone: str = "resnet18"      # the host's backbone.name
+    clutter_min_side: int = 14      # cifar10-clutter's object sides (the clutter suite only)
+    clutter_max_side: int = 22
 
     def pretrain_overrides(self) -> List[str]:
         """Hydra overrides of the shipped custom-dataset config (before data paths and seed)."""

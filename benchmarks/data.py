@@ -149,8 +149,12 @@ def clutter_root(data_root: Path, train_per_class: Optional[int],
 
 
 def default_clutter_root() -> Path:
-    """The clutter campaign's cpu profile set (500 training, 1000 test objects per class)."""
-    return clutter_root(DEFAULT_DATA_ROOT, 500, 1000)
+    """The clutter campaign's cpu profile set (its sizes and object sides)."""
+    from benchmarks.profiles import CLUTTER
+
+    p = CLUTTER["cpu"]
+    return clutter_root(DEFAULT_DATA_ROOT, p.train_per_class, p.test_per_class,
+                        (p.clutter_min_side, p.clutter_max_side))
 
 
 def clutter_images(root: Path, count: int, size: int) -> Tuple["torch.Tensor", "torch.Tensor",

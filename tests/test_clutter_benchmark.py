@@ -32,6 +32,8 @@ def campaign(tmp_path_factory):
 def test_clutter_table_has_accuracies_localization_and_spatial_metrics(campaign):
     columns, rows = _csv(campaign["dir"] / "clutter.csv")
     by_arm = {r["arm"]: r for r in rows}
+    centre = by_arm.pop("centre baseline (no model)")
+    assert 0 <= float(centre["MaxBoxAcc"]) <= 100 and centre["kNN-20"] == ""
     assert list(by_arm) == ["random init", *(a for a in clutter.ARMS if a in ARMS)]
     for row in by_arm.values():
         for key in ("kNN-20", "linear", "clean kNN-20", "clean linear", "MaxBoxAcc"):
@@ -81,6 +83,32 @@ def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
     row = {r["arm"]: r for r in rows}["ca_objective=co"]
     assert row["vs uniform"].startswith("kNN-20 +12.00 *")  # 32 - 20, not 32 - 10
     assert row["vs base"].startswith("kNN-20 +2.00 *")
+
+
+def test_the_profile_s_object_sides_make_and_name_the_clutter_set(tmp_path):
+    import dataclasses
+
+    from solo_scaca.data.layout import read_boxes
+
+    cifar = solid_cifar(tmp_path / "cifar", per_class=2)
+    profile = dataclasses.replace(clutter.PROFILES["clutter"]["tiny"], train_per_class=2,
+                                  test_per_class=1, clutter_min_side=25, clutter_max_side=27)
+    root = clutter.clutter_root(profile, tmp_path / "data" / "cifar10", cifar)
+    assert root.name == "cifar10-clutter-2pc-1pc-25-27px"
+    sides = {row["x1"] - row["x0"] for row in read_boxes(root)}
+    assert sides and sides <= {25, 26, 27}
+    default = dataclasses.replace(profile, clutter_min_side=14, clutter_max_side=22)
+    assert bench_data.clutter_root(tmp_path, 2, 1, (14, 22)).name == "cifar10-clutter-2pc-1pc"
+    assert clutter.clutter_root(default, tmp_path / "data" / "cifar10", cifar) != root
+
+
+def test_the_centre_baseline_finds_centred_boxes_and_misses_corner_ones(tmp_path):
+    from solo_scaca.data.layout import CSV_HEADER, write_csv
+
+    centred = [("test", f"test/a/{i}.png", "a", 0, 8, 8, 24, 24) for i in range(3)]
+    corner = [("test", "test/a/9.png", "a", 0, 0, 0, 10, 10), ("train", "x", "a", 0, 0, 0, 5, 5)]
+    write_csv(tmp_path / "boxes.csv", CSV_HEADER, centred + corner)
+    assert clutter.centre_baseline(tmp_path)["maxboxacc_centre"] == pytest.approx(75.0)
 
 
 def test_clutter_images_scale_the_boxes_with_the_images(tmp_path):

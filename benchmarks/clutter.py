@@ -289,7 +289,8 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
                                    ("maxboxacc", "MaxBoxAcc")):
                     t = stats.pooled_ttest([r[key] for r in group], [r[key] for r in by_arm[ref]])
                     if t["diff"] != "n/a":
-                        mark = {"yes": " *", "no": "", "n/a": " (n/a)"}[str(t["exceeds_noise"])]
+                        mark = {"yes": " *", "no": "", "n/a": " (n/a)",
+                                "1 seed": " (1 seed)"}[str(t["exceeds_noise"])]
                         tests.append(f"{label} {t['diff']:+.2f}{mark}")
                 row[ref_name] = "; ".join(tests)
         rows.append(row)

@@ -85,6 +85,20 @@ def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
     assert row["vs base"].startswith("kNN-20 +2.00 *")
 
 
+def test_single_seed_arms_are_compared_without_a_noise_verdict(tmp_path):
+    runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    for arm, value in (("swav", 30.0), ("swav_lewel", 28.0)):
+        run = {"arm": arm, "seed": 0, **{k: value for k in (
+            "knn20_top1", "knn200_top1", "linear_top1", "clean_knn20_top1",
+            "clean_linear_top1", "maxboxacc")}}
+        clutter.run_file_of(runs_dir, arm, 0).write_text(json.dumps(run))
+    clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
+    _, rows = _csv(tmp_path / "cpu" / "clutter.csv")
+    assert {r["arm"]: r for r in rows}["swav_lewel"]["vs base"].startswith(
+        "kNN-20 -2.00 (1 seed)")
+
+
 def test_the_profile_s_object_sides_make_and_name_the_clutter_set(tmp_path):
     import dataclasses
 

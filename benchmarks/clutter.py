@@ -7,7 +7,8 @@ spatial method (LEWEL, the positive control) on ``cifar10-clutter``, with seeds.
         ca_objective=co,ca_mask=uniform   # an objective beside its uniform-mask control
 
 Every arm is pretrained through the plugin's pretraining command on the clutter training split
-(``solo-scaca-clutter-data``: CIFAR-10 objects of 14-22 px on 32 px mosaics of other classes),
+(``solo-scaca-clutter-data``: CIFAR-10 objects on 32 px mosaics of other classes; the cpu
+profile's objects are 18-26 px, the command's default 14-22),
 then evaluated: k-NN 20/200 and the host's linear model on the clutter test split and on clean
 CIFAR-10 (memory bank and linear training on clean training images), CAM MaxBoxAcc on the
 clutter test split (a linear head on clutter training features), and, for arms with a spatial

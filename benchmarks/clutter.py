@@ -151,12 +151,14 @@ def centre_baseline(root: Path) -> Dict[str, float]:
     ignores the image scores (objects are off-centre here, so it is weak)."""
     import numpy as np
 
+    from solo_scaca.data.clutter import CANVAS_SIZE
     from solo_scaca.data.layout import read_boxes
     from solo_scaca.evaluation.cam import center_gaussian_maps, max_box_acc
 
     boxes = np.array([[r[k] for k in ("x0", "y0", "x1", "y1")] for r in read_boxes(root)
                       if r["split"] == "test"])
-    acc, threshold = max_box_acc(center_gaussian_maps(len(boxes), 32, 32), boxes)
+    maps = center_gaussian_maps(len(boxes), CANVAS_SIZE, CANVAS_SIZE)
+    acc, threshold = max_box_acc(maps, boxes)
     return {"maxboxacc_centre": 100 * acc, "maxboxacc_centre_threshold": threshold}
 
 
@@ -290,8 +292,8 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
                                    ("maxboxacc", "MaxBoxAcc")):
                     t = stats.pooled_ttest([r[key] for r in group], [r[key] for r in by_arm[ref]])
                     if t["diff"] != "n/a":
-                        mark = {"yes": " *", "no": "", "n/a": " (n/a)",
-                                "1 seed": " (1 seed)"}[str(t["exceeds_noise"])]
+                        verdict = str(t["exceeds_noise"])
+                        mark = {"yes": " *", "no": ""}.get(verdict, f" ({verdict})")
                         tests.append(f"{label} {t['diff']:+.2f}{mark}")
                 row[ref_name] = "; ".join(tests)
         rows.append(row)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from benchmarks.profiles import Profile
+from solo_scaca.data.clutter import MAX_SIDE, MIN_SIDE
 from solo_scaca.data.layout import is_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,11 +140,12 @@ def profile_data(profile: Profile, data_root: Path, source: Path,
 
 
 def clutter_root(data_root: Path, train_per_class: Optional[int],
-                 test_per_class: Optional[int], sides: Tuple[int, int] = (14, 22)) -> Path:
-    """Where a clutter set of these sizes (and object sides, named when not the default 14-22)
-    lives: beside the CIFAR-10 data root."""
+                 test_per_class: Optional[int],
+                 sides: Tuple[int, int] = (MIN_SIDE, MAX_SIDE)) -> Path:
+    """Where a clutter set of these sizes (and object sides, named when not the data command's
+    default) lives: beside the CIFAR-10 data root."""
     name = f"cifar10-clutter-{train_per_class}pc-{test_per_class}pc"
-    if tuple(sides) != (14, 22):
+    if tuple(sides) != (MIN_SIDE, MAX_SIDE):
         name += f"-{sides[0]}-{sides[1]}px"
     return data_root.parent / name
 

@@ -159,21 +159,27 @@ def default_clutter_root() -> Path:
                         (p.clutter_min_side, p.clutter_max_side))
 
 
+def clutter_picks(root: Path, count: int) -> List[dict]:
+    """The ``boxes.csv`` rows of the first ``count`` test images of a clutter set, classes
+    interleaved (the same objects in any set generated from the same source)."""
+    from solo_scaca.data.layout import read_boxes
+
+    by_class: Dict[int, List[dict]] = {}
+    for r in read_boxes(root):
+        if r["split"] == "test":
+            by_class.setdefault(r["label"], []).append(r)
+    return [r for group in zip(*by_class.values()) for r in group][:count]
+
+
 def clutter_images(root: Path, count: int, size: int) -> Tuple["torch.Tensor", "torch.Tensor",
                                                               "torch.Tensor"]:
-    """The first ``count`` test images of a clutter set, classes interleaved, with boxes and
+    """The first ``count`` test images of a clutter set (``clutter_picks``), with boxes and
     labels."""
     import torch
     from PIL import Image
     from torchvision.transforms.functional import to_tensor
 
-    from solo_scaca.data.layout import read_boxes
-
-    rows = [r for r in read_boxes(root) if r["split"] == "test"]
-    by_class: Dict[int, List[dict]] = {}
-    for r in rows:
-        by_class.setdefault(r["label"], []).append(r)
-    picked = [r for group in zip(*by_class.values()) for r in group][:count]
+    picked = clutter_picks(root, count)
     opened = [Image.open(root / r["path"]).convert("RGB") for r in picked]
     images = torch.stack([to_tensor(image.resize((size, size))) for image in opened])
     scales = torch.tensor([[size / image.width, size / image.height] * 2 for image in opened])

@@ -5,7 +5,8 @@ training run (docs/method.md, "Objectives").
 
 For every objective of ``solo_scaca.addon.objectives``, on clutter test images (two views each:
 random resized crops and flips of one canvas, as training draws them; the object's box follows
-the crop): the objective's loss with (a) uniform masks, (b) box masks (uniform inside the
+the crop; with ``--pair-with SET`` the second view is a crop of SET's canvas of the same object,
+on another background, so the object is all the two views share): the objective's loss with (a) uniform masks, (b) box masks (uniform inside the
 object's box) and (c) masks optimised for that loss alone (free per-image mask logits, backbone
 and head frozen), with the optimised masks' mask-in-box and border share. ``fixed`` has no free
 mask: its own mutual-nearest-neighbour mask stands in (c). ``attend`` pools the *partner*: its
@@ -117,17 +118,20 @@ class FrozenSwAV:
 
 
 def make_views(frozen: FrozenSwAV, images: torch.Tensor, boxes: torch.Tensor,
-               labels: torch.Tensor, size: int, seed: int) -> Views:
-    """Two crops of every image (normalised as the host does), their maps and codes."""
+               labels: torch.Tensor, size: int, seed: int,
+               second: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Views:
+    """Two crops of every image (normalised as the host does), their maps and codes; with
+    ``second`` (images, boxes), the second view is cropped from those canvases."""
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
     generator = torch.Generator().manual_seed(seed)
     fmaps, codes, view_boxes = [], [], []
-    for _ in range(2):
+    for view in range(2):
+        canvases, canvas_boxes = second if view == 1 and second is not None else (images, boxes)
         crops, moved = zip(*(crop_with_box(img, box.tolist(), size, generator)
-                             for img, box in zip(images, boxes)))
+                             for img, box in zip(canvases, canvas_boxes)))
         fmap = frozen.fmap((torch.stack(crops) - mean) / std)
         fmaps.append(fmap)
         codes.append(frozen.codes(frozen.head(fmap.mean(dim=(2, 3)))))
@@ -321,6 +325,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument("--clutter", type=Path, default=default_clutter_root(),
                         help="a clutter set (solo-scaca-clutter-data; default: the clutter "
                              "campaign's cpu profile set)")
+    parser.add_argument("--pair-with", type=Path, default=None,
+                        help="a clutter set of the same objects on other canvases "
+                             "(solo-scaca-clutter-data with another --seed): second views "
+                             "from it")
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch", type=int, default=256, help="images per Sinkhorn batch")
     parser.add_argument("--steps", type=int, default=200, help="optimisation steps of (c)")
@@ -337,20 +345,27 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     model, backbone, size = load_swav(ckpt)
     frozen = FrozenSwAV(model, backbone)
     images, boxes, labels = clutter_images(args.clutter, args.images, size)
+    second = None if args.pair_with is None else paired_images(args.clutter, args.pair_with,
+                                                               args.images, size)
     rows: Dict[Tuple[str, str], List[Dict[str, object]]] = {}
     num_codes = 0
     for start in range(0, len(images), args.batch):
         part = slice(start, start + args.batch)
         views = make_views(frozen, images[part], boxes[part], labels[part], size,
-                           args.seed + start)
+                           args.seed + start,
+                           None if second is None else (second[0][part], second[1][part]))
         num_codes = views.codes[0].shape[1]
         for row in incentive_rows(frozen, views, args.objectives, args.steps, args.lr,
                                   args.seed + start):
             rows.setdefault((row["objective"], row["partners"]), []).append(row)
     table = [average_rows(group) for group in rows.values()]
+    views = ("two crops each" if second is None else
+             f"two crops each, the second of the same object's canvas in `{args.pair_with.name}` "
+             f"(another background: the object is all the views share)")
     notes = (f"Frozen checkpoint `{ckpt.name}` ({backbone}, {size} px); {len(images)} clutter "
-             f"test images in Sinkhorn batches of {args.batch}, two crops each (scale "
-             f"{CROP_SCALE}, flips; no colour jitter; each crop keeps at least one map cell's area of the object); (c) {args.steps} Adam steps at lr "
+             f"test images of `{args.clutter.name}` in Sinkhorn batches of {args.batch}, "
+             f"{views} (scale {CROP_SCALE}, flips; no colour jitter; each crop keeps at least "
+             f"one map cell's area of the object); (c) {args.steps} Adam steps at lr "
              f"{args.lr} on free mask logits. Losses in nats (ln K = "
              f"{math.log(num_codes):.2f}), "
              f"averaged over batches. An objective passes when the box mask lowers its loss by "
@@ -358,11 +373,36 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"{MIN_OPTIMISED_IN_BOX}. `attend`: masks over the partner's locations, its box. "
              f"`co`, `attend`: pairs counted are those kept (prototype: code argmax shared). "
              f"complement: lambda_bg {LAMBDA_BG}, lambda_area {LAMBDA_AREA}.")
-    out = write_table("incentive", "Incentive check: does each CA objective prefer the object?",
+    name = "incentive" if second is None else "incentive-paired"
+    out = write_table(name, "Incentive check: does each CA objective prefer the object?",
                       table, list(table[0]), metadata({"checkpoint": str(ckpt)}), notes,
                       args.out / args.profile)
     print(f"[incentive] -> {out}")
     return out
+
+
+def paired_images(root: Path, other: Path, count: int,
+                  size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``other``'s canvases of the objects that ``clutter_images(root, count, size)`` picks
+    (images, boxes); an error unless both sets pasted the same source file at each of them."""
+    import csv
+
+    from benchmarks.data import clutter_picks
+
+    def picks(r: Path) -> List[Tuple[str, str]]:  # (path, source file) of the picked images
+        with (r / "sources.csv").open() as f:
+            source = {row["path"]: row["source"] for row in csv.DictReader(f)}
+        return [(b["path"], source.get(b["path"], "")) for b in clutter_picks(r, count)]
+
+    mine, theirs = picks(root), picks(other)
+    if mine != theirs:
+        differ = [a for a, b in zip(mine, theirs) if a != b] or mine[len(theirs):]
+        raise ValueError(f"--pair-with {other}: its objects differ from {root}'s (e.g. "
+                         f"{(differ or theirs)[0][0]}): generate it from the same CIFAR-10 "
+                         f"with another --seed and enough test objects per class for "
+                         f"--images {count}")
+    images, boxes, _ = clutter_images(other, count, size)
+    return images, boxes
 
 
 def average_rows(group: List[Dict[str, object]]) -> Dict[str, object]:

@@ -190,3 +190,43 @@ def test_incentive_command_on_a_tiny_checkpoint(tmp_path):
     columns, rows = _csv(out.with_suffix(".csv"))
     assert {r["verdict"] for r in rows} <= {"passes", "no training run"}
     assert {r["partners"] for r in rows if r["objective"] == "co"} == {"prototype", "class"}
+
+
+def test_paired_views_crop_the_second_view_from_the_other_set(tmp_path):
+    """``--pair-with``: the second view of each image is a crop of the other set's canvas (here
+    blank canvases, so every second view's map is the same); the first view is unchanged."""
+    ckpt = make_tiny_checkpoint(tmp_path / "swav" / "model.ckpt", "swav")
+    model, backbone, size = incentive.load_swav(ckpt)
+    frozen = incentive.FrozenSwAV(model, backbone)
+    images = torch.rand(4, 3, size, size)
+    boxes = torch.tensor([[4.0, 4.0, 20.0, 20.0]] * 4)
+    labels = torch.arange(4)
+    alone = incentive.make_views(frozen, images, boxes, labels, size, seed=0)
+    same = incentive.make_views(frozen, images, boxes, labels, size, 0, (images, boxes))
+    for a, b in zip(alone.fmaps, same.fmaps):
+        assert torch.equal(a, b)
+    blank = incentive.make_views(frozen, images, boxes, labels, size, 0,
+                                 (torch.zeros_like(images), boxes))
+    assert torch.equal(blank.fmaps[0], alone.fmaps[0])
+    second = blank.fmaps[1].flatten(1)
+    assert torch.allclose(second, second[:1].expand_as(second), atol=1e-5)
+    assert not torch.allclose(alone.fmaps[1], blank.fmaps[1])
+
+
+def test_incentive_command_pairs_two_canvases_of_each_object(tmp_path):
+    ckpt = make_tiny_checkpoint(tmp_path / "swav" / "model.ckpt", "swav")
+    cifar = solid_cifar(tmp_path / "cifar")
+    root = generate_clutter(tmp_path / "clutter", cifar, 2, 4, seed=0)
+    other = generate_clutter(tmp_path / "clutter-seed1", cifar, 2, 4, seed=1)
+    argv = ["--ckpt", str(ckpt), "--clutter", str(root), "--out", str(tmp_path / "out"),
+            "--profile", "tiny", "--images", "8", "--batch", "8", "--steps", "2",
+            "--objectives", "self"]
+    out = incentive.main([*argv, "--pair-with", str(other)])
+    assert out.name == "incentive-paired.md"
+    assert "`clutter-seed1` (another background" in out.read_text()
+    _, rows = _csv(out.with_suffix(".csv"))
+    assert [r["objective"] for r in rows] == ["self"]
+    fewer = generate_clutter(tmp_path / "clutter-fewer", cifar, 1, 1, seed=1)
+    with pytest.raises(ValueError, match="--pair-with .*objects differ"):
+        incentive.main([*argv, "--pair-with", str(fewer)])  # 8 images: 2 per class of 4
+    incentive.main([*argv, "--pair-with", str(fewer), "--images", "4"])  # enough for 4

@@ -25,7 +25,11 @@ Stages, in this order; each writes its result files under ``--out`` as soon as i
    epochs as fit (``sizing.json`` holds the formula and its inputs), each evaluated with k-NN
    (``benchmarks.runs.evaluate``: also the host's linear model on cached features) and, on the
    clutter set, mask-in-box (swav_scaca's masks, swav_lewel's alignment maps).
-   ``campaign_runs/*.json``, ``campaign.md/.csv``.
+   ``campaign_runs/*.json``, ``campaign.md/.csv``. The clutter ``swav`` run then runs the
+   incentive check (``benchmarks/incentive.py``) on its checkpoint while the slower arms
+   finish, as time allows: two crops of one canvas (``incentive.md``), then the second crop from
+   another canvas of the same object (``incentive-paired.md``, a second clutter set of the
+   test objects on other backgrounds).
 
 The deadline counts from the command's start: no stage, process or run starts without the time
 it needs, and every child still running at ``deadline - margin`` is killed (process group,
@@ -87,6 +91,8 @@ class Sizes:
     fixed_epochs: Optional[int]  # tiny: no sizing
     margin_s: float              # kill children this long before the deadline
     min_stage_s: float           # a stage or child starts only with this much time left
+    incentive_steps: int         # the incentive check's optimisation steps
+    incentive_s: float           # each incentive table starts only with this much time left
 
 
 def _profiles():
@@ -116,11 +122,13 @@ def _profiles():
                      overhead_setting="wide_resnet28w2-32px-b256", overhead_repeats=20,
                      spatial_images=512, clutter_per_class=(500, 1000),
                      cifar_per_class=(None, None), max_epochs=60, fixed_epochs=None,
-                     margin_s=20.0, min_stage_s=30.0),
+                     margin_s=20.0, min_stage_s=30.0, incentive_steps=200,
+                     incentive_s=150.0),
         "tiny": Sizes(tiny, warmup_steps=1, timed_steps=2, loader_batches=3,
                       overhead_setting="wide_resnet28w2-32px", overhead_repeats=2,
                       spatial_images=8, clutter_per_class=(4, 2), cifar_per_class=(4, 2),
-                      max_epochs=1, fixed_epochs=1, margin_s=3.0, min_stage_s=3.0),
+                      max_epochs=1, fixed_epochs=1, margin_s=3.0, min_stage_s=3.0,
+                      incentive_steps=2, incentive_s=0.0),
     }
 
 
@@ -460,7 +468,30 @@ def campaign_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         result.update(spatial_metrics(result["checkpoint"], method, Path(spec["root"]),
                                       sizes.spatial_images, profile.batch_size))
         runs.write_run_file(run_file, result)
+    if spec["dataset"] == "clutter" and spec["arm"] == "swav":
+        incentive_check(result["checkpoint"], spec, sizes)
     return result
+
+
+def incentive_check(ckpt: str, spec: Dict[str, Any], sizes: Sizes) -> None:
+    """The incentive check on the clutter swav checkpoint: ``incentive.md`` (two crops of one
+    canvas), then ``incentive-paired.md`` (the second crop from the pair set's canvas of the same
+    object); each only with ``incentive_s`` left before the deadline."""
+    from benchmarks import incentive
+
+    for pair in ("", spec["pair_root"]):
+        if time.time() > spec["deadline_at"] - sizes.incentive_s:
+            payload.say(f"incentive check{' (paired)' if pair else ''}: skipped, the deadline")
+            continue
+        try:  # the run's own result is written: a failure here costs only this table
+            incentive.main(["--ckpt", str(ckpt), "--clutter", str(spec["root"]), "--out",
+                            str(spec["out"]), "--profile", "", "--images",
+                            str(sizes.spatial_images), "--batch",
+                            str(min(256, sizes.spatial_images)), "--steps",
+                            str(sizes.incentive_steps),
+                            *(["--pair-with", str(pair)] if pair else [])])
+        except Exception as error:  # noqa: BLE001 (said in the run's log, the run stands)
+            payload.say(f"incentive check{' (paired)' if pair else ''} failed: {error!r}")
 
 
 CAMPAIGN_COLUMNS = ("dataset", "arm", "status", "epochs", "knn20_top1", "knn200_top1",
@@ -684,6 +715,8 @@ def stage_campaign(args, sizes: Sizes, paths: Dict[str, Path], throughput: Dict[
             "epochs": plan["epochs"][dataset], "workers": workers,
             "ca_overrides": args.ca_overrides, "train": paths[f"{dataset}_train"],
             "test": paths[f"{dataset}_test"], "root": paths.get("clutter_root", ""),
+            "pair_root": paths.get("clutter_pair_root", ""), "out": args.out,
+            "deadline_at": time.time() + deadline.left(),
             "work_dir": args.work_dir, "run_file": run_file})
     if children and deadline.left() < sizes.min_stage_s:
         for name in children:
@@ -747,9 +780,15 @@ def prepare_data(args, sizes: Sizes, report: Report, clutter_root: Optional[Path
         clutter_root = data.clutter_root(root, *sizes.clutter_per_class)
         generate_clutter(clutter_root, cifar_train.parent, *sizes.clutter_per_class)
         report.add(f"clutter set generated in {time.time() - start:.0f} s: {clutter_root}")
+    # the incentive check's pair set: the same test objects on other canvases (seed 1)
+    pair_root = root.parent / f"{clutter_root.name}-pair-seed1"
+    if not (pair_root / "DONE").exists():
+        from solo_scaca.data.clutter import generate_clutter
+
+        generate_clutter(pair_root, cifar_train.parent, 1, -(-sizes.spatial_images // 10), seed=1)
     return {"cifar10_train": cifar_train, "cifar10_test": cifar_test, "cifar_train": cifar_train,
             "clutter_train": clutter_root / "train", "clutter_test": clutter_root / "test",
-            "clutter_root": clutter_root}
+            "clutter_root": clutter_root, "clutter_pair_root": pair_root}
 
 
 def run(args) -> int:

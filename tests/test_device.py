@@ -38,10 +38,11 @@ def _run(cmd, timeout=600):
 @pytest.fixture(scope="module")
 def tiny_call(tmp_path_factory):
     """The whole command at tiny sizes on CPU: both loaders, the overhead, and the campaign's
-    two spatial arms on the clutter set (the other arms and CIFAR-10 run the same code)."""
+    two spatial arms and swav (with its incentive check) on the clutter set (the other arm and
+    CIFAR-10 run the same code)."""
     base = tmp_path_factory.mktemp("device")
     stdout, seconds = _run(_command(base, "out", "--deadline", "600", "--datasets", "clutter",
-                                    "--arms", "swav_scaca", "swav_lewel", "--archive",
+                                    "--arms", "swav", "swav_scaca", "swav_lewel", "--archive",
                                     str(base / "archive" / "results.tar.gz")))
     return {"base": base, "out": base / "out", "stdout": stdout, "seconds": seconds}
 
@@ -63,14 +64,18 @@ def test_every_stage_runs_its_cpu_path(tiny_call):
     assert plan["epochs"] == {"clutter": 1} and plan["loader"] in ("image_folder", "dali")
     assert "epochs_d = floor" in plan["formula"]
     runs = {p.stem: json.loads(p.read_text()) for p in (out / "campaign_runs").glob("*.json")}
-    assert sorted(runs) == ["clutter-swav_lewel", "clutter-swav_scaca"]
+    assert sorted(runs) == ["clutter-swav", "clutter-swav_lewel", "clutter-swav_scaca"]
     for name, run in runs.items():
         assert run["epochs"] == 1 and run["data_format"] == plan["loader"]
-        assert 0 <= run["knn20_top1"] <= 100 and run["mask_in_box"] > 0, name
+        assert 0 <= run["knn20_top1"] <= 100, name
+        assert name == "clutter-swav" or run["mask_in_box"] > 0, name
     assert "mask_in_box_best_map" in runs["clutter-swav_lewel"]
+    # the incentive check on the swav checkpoint, one canvas and two canvases per object
+    assert "| self |" in (out / "incentive.md").read_text()
+    assert "-pair-seed1` (another background" in (out / "incentive-paired.md").read_text()
     summary = (out / "summary.md").read_text()
     assert summary.rstrip().splitlines()[-1].startswith("finished in")
-    assert "campaign: 2 of 2 runs finished" in summary
+    assert "campaign: 3 of 3 runs finished" in summary
     assert "finished in" in tiny_call["stdout"]  # the summary is printed at the end
     with tarfile.open(tiny_call["base"] / "archive" / "results.tar.gz") as tar:
         names = tar.getnames()
@@ -303,3 +308,12 @@ def test_install_on_the_device_side(tmp_path, monkeypatch):
     out = payload.install(base, stage=tmp_path / "stage2", places=places, want_dali=False)
     assert out["clutter"] is None
     assert any(n.startswith("clutter:") and "missing" in n for n in out["notes"])
+
+
+def test_incentive_check_starts_only_with_its_time_left(tmp_path, capsys):
+    sizes = device._profiles()["gpu"]
+    spec = {"deadline_at": time.time() + sizes.incentive_s - 1, "pair_root": str(tmp_path),
+            "root": str(tmp_path), "out": str(tmp_path)}
+    device.incentive_check(str(tmp_path / "none.ckpt"), spec, sizes)
+    assert capsys.readouterr().out.count("skipped, the deadline") == 2
+    assert not list(tmp_path.iterdir())

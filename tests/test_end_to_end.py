@@ -155,11 +155,11 @@ def test_the_mechanism_metrics_are_in_the_metrics_csv_of_the_toy_run(pretrained)
     assert all(0 < v <= 1 for v in entropy)
 
 
-@pytest.mark.parametrize("variant", ["method_kwargs.ca_mask=uniform",
-                                     "method_kwargs.ca_keys=features"])
-@pytest.mark.parametrize("entry", ["plugin", "host"])
+@pytest.mark.parametrize("variant,entry", [("method_kwargs.ca_mask=uniform", "plugin"),
+                                           ("method_kwargs.ca_keys=features", "host")])
 def test_controls_train_through_the_plugin_command_and_the_host_main_pretrain(
         variant, entry, toy_data, tmp_path):
+    """Each control through one of the two entry points (both are the same config path)."""
     cmd = pretrain_command(entry)
     log = _run([*cmd, *_small_run(toy_data, tmp_path / "m", 1), variant, *CPU], cwd=tmp_path)
     ckpts = list((tmp_path / "m" / "swav_scaca").glob("*/*-ep=0.ckpt"))

@@ -41,6 +41,9 @@ from benchmarks.campaign import (
 )
 from benchmarks.common import metadata, write_table
 from benchmarks.control_variants import CURVES
+
+# LEWEL's logged map metrics and loss, per epoch in the run file (do the maps leave uniform?)
+LEWEL_CURVES = ("train_lewel_map_entropy", "train_lewel_map_peak", "train_lewel_loss")
 from benchmarks.profiles import PROFILES
 
 RUNS_DIR = "clutter_runs"
@@ -199,7 +202,8 @@ def run_arm(profile_name: str, profile: profiles.Profile, arm: str, seed: int,
             work_dir / slug(arm), path,
             {"benchmark": "clutter", "arm": arm, "overrides": list(overrides),
              "base_settings": settings},
-            resume=True, curves=CURVES if method == "swav_scaca" else (),
+            resume=True, curves=(CURVES if method == "swav_scaca" else
+                                 LEWEL_CURVES if method.endswith("_lewel") else ()),
             config=config_of(host), base_overrides=[*base, *overrides])
     if "clean_knn20_top1" not in result:
         result.update(extra_evaluation(result, profile, paths["root"],

@@ -53,6 +53,9 @@ def test_clutter_campaign_resumes_and_finishes_an_interrupted_evaluation(campaig
     bench_main(campaign["argv"])  # everything done: nothing is rerun
     assert before == {p.name: p.stat().st_mtime for p in runs_dir.glob("*.json")}
     run = json.loads(path.read_text())
+    for key in clutter.LEWEL_CURVES:  # the maps' metrics per epoch
+        assert len(run[f"{key}_per_epoch"]) == 1, key
+    assert 0 < run["train_lewel_map_entropy_per_epoch"][0] <= 1
     pretrained_in = run["pretrain_s"]
     for key in [k for k in run if k.startswith("clean_") or k in ("maxboxacc", "mask_in_box")]:
         del run[key]  # as if stopped after the pretraining's evaluation

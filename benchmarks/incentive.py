@@ -5,10 +5,13 @@ training run (docs/method.md, "Objectives").
 
 For every objective of ``solo_scaca.addon.objectives``, on clutter test images (two views each:
 random resized crops and flips of one canvas, as training draws them; the object's box follows
-the crop; with ``--pair-with SET`` the second view is a crop of SET's canvas of the same object,
-on another background, so the object is all the two views share): the objective's loss with (a) uniform masks, (b) box masks (uniform inside the
-object's box) and (c) masks optimised for that loss alone (free per-image mask logits, backbone
-and head frozen), with the optimised masks' mask-in-box and border share. ``fixed`` has no free
+the crop; with ``--pair-with SET`` the second view is a crop of SET's canvas of the same
+object, on another background, so the object is all the two views share): the objective's loss
+with (a) uniform masks, (b) box masks (uniform inside the object's box), (b') the placebo: the
+box mirrored through the crop's centre (same size, same distance from the border, elsewhere),
+and (c) masks optimised for that loss alone (free per-image mask logits, backbone and head
+frozen), with the optimised masks' mask-in-box and border share. (b) against (b') tells a loss
+that prefers the object from one that prefers any compact mask away from the border. ``fixed`` has no free
 mask: its own mutual-nearest-neighbour mask stands in (c). ``attend`` pools the *partner*: its
 masks and boxes are the partner's. An objective passes when its loss prefers the box to the
 uniform mask and its optimised mask gathers in the box (thresholds in the table's notes); one
@@ -198,12 +201,21 @@ def objective_loss(name: str, frozen: FrozenSwAV, views: Views, masks: List[torc
     return torch.cat(losses).mean()
 
 
+def mirrored(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Boxes (x0, y0, x1, y1) reflected through the centre of a ``size`` px crop: the placebo
+    of the same size and distance from the border as the object's box."""
+    return size - boxes[:, [2, 3, 0, 1]]
+
+
 def reference_masks(name: str, views: Views, partner: torch.Tensor,
                     kind: str) -> List[torch.Tensor]:
-    """Per view, the ``uniform`` or ``box`` masks in the form the objective takes."""
+    """Per view, the ``uniform``, ``box`` or ``mirror`` (placebo box) masks in the form the
+    objective takes."""
     b, _, h, w = views.fmaps[0].shape
     boxes = [views.boxes[1 - v][partner] if name == "attend" else views.boxes[v]
              for v in range(2)]
+    if kind == "mirror":
+        boxes, kind = [mirrored(bx, views.image_size) for bx in boxes], "box"
     if name == "complement":
         if kind == "uniform":
             return [torch.full((b, h, w), 0.5) for _ in range(2)]
@@ -264,8 +276,9 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
                 uniform = objective_loss(name, frozen, views,
                                          reference_masks(name, views, partner, "uniform"),
                                          partner, keep)
-                box = objective_loss(name, frozen, views,
-                                     reference_masks(name, views, partner, "box"), partner, keep)
+                box, mirror = (objective_loss(name, frozen, views,
+                                              reference_masks(name, views, partner, kind),
+                                              partner, keep) for kind in ("box", "mirror"))
             masks = own_masks(name, views, partner, steps, lr, frozen, keep)
             with torch.no_grad():
                 optimised = objective_loss(name, frozen, views, masks, partner, keep)
@@ -279,6 +292,8 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
                    "loss_uniform": f"{float(uniform):.3f}", "loss_box": f"{float(box):.3f}",
                    "loss_own": f"{float(optimised):.3f}",
                    "box_gain_nats": f"{float(uniform - box):+.3f}",
+                   "loss_mirror": f"{float(mirror):.3f}",
+                   "object_gain_nats": f"{float(mirror - box):+.3f}",
                    "own_mask_in_box": f"{in_box:.2f}", "own_border_share": f"{border:.2f}",
                    "verdict": "passes" if passes else "no training run"}
             log(f"[incentive] {json.dumps(row)}")
@@ -370,7 +385,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"{math.log(num_codes):.2f}), "
              f"averaged over batches. An objective passes when the box mask lowers its loss by "
              f">= {MIN_BOX_GAIN_NATS} nats and its optimised mask's mask-in-box is >= "
-             f"{MIN_OPTIMISED_IN_BOX}. `attend`: masks over the partner's locations, its box. "
+             f"{MIN_OPTIMISED_IN_BOX}. loss_mirror: the placebo, the box mirrored through the "
+             f"crop's centre (same size and distance from the border); object_gain_nats = "
+             f"loss_mirror - loss_box (> 0: the loss prefers the object, not just a compact "
+             f"mask away from the border). `attend`: masks over the partner's locations, its box. "
              f"`co`, `attend`: pairs counted are those kept (prototype: code argmax shared). "
              f"complement: lambda_bg {LAMBDA_BG}, lambda_area {LAMBDA_AREA}.")
     name = "incentive" if second is None else "incentive-paired"
@@ -408,12 +426,12 @@ def paired_images(root: Path, other: Path, count: int,
 def average_rows(group: List[Dict[str, object]]) -> Dict[str, object]:
     """Rows of one (objective, partners) over batches: numbers averaged, verdict recomputed."""
     first = dict(group[0])
-    for key in ("loss_uniform", "loss_box", "loss_own", "box_gain_nats", "own_mask_in_box",
-                "own_border_share", "partner_same_class"):
+    for key in ("loss_uniform", "loss_box", "loss_own", "box_gain_nats", "loss_mirror",
+                "object_gain_nats", "own_mask_in_box", "own_border_share", "partner_same_class"):
         if first[key] == "":
             continue
         value = sum(float(r[key]) for r in group) / len(group)
-        first[key] = f"{value:+.3f}" if key == "box_gain_nats" else (
+        first[key] = f"{value:+.3f}" if key.endswith("_gain_nats") else (
             f"{value:.2f}" if key.startswith("own") or key == "partner_same_class"
             else f"{value:.3f}")
     counted = [r["pairs_counted"].split("/") for r in group]

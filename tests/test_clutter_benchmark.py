@@ -177,8 +177,16 @@ def test_incentive_rows_find_the_object_where_only_the_object_predicts_the_code(
                                     steps=60, lr=0.2, seed=0, log=lambda _: None)
     by = {r["objective"]: r for r in rows}
     assert float(by["self"]["loss_box"]) < float(by["self"]["loss_uniform"])
+    # the placebo (the box mirrored through the centre) holds noise where the box holds the class
+    assert float(by["self"]["object_gain_nats"]) > 0.1
     assert float(by["self"]["own_mask_in_box"]) > 1.5  # optimised masks gather on the object
     assert by["self"]["verdict"] == "passes"
+
+
+def test_mirrored_boxes_keep_size_and_distance_from_the_border():
+    boxes = torch.tensor([[2.0, 4.0, 10.0, 20.0], [0.0, 0.0, 32.0, 32.0]])
+    assert incentive.mirrored(boxes, 32).tolist() == [[22.0, 12.0, 30.0, 28.0],
+                                                      [0.0, 0.0, 32.0, 32.0]]
 
 
 def test_incentive_command_on_a_tiny_checkpoint(tmp_path):

@@ -42,11 +42,11 @@ from benchmarks.campaign import (
 from benchmarks.common import metadata, write_table
 from benchmarks.control_variants import CURVES
 
-# LEWEL's logged map metrics and loss, per epoch in the run file (do the maps leave uniform?)
-LEWEL_CURVES = ("train_lewel_map_entropy", "train_lewel_map_peak", "train_lewel_loss")
 from benchmarks.profiles import PROFILES
 
 RUNS_DIR = "clutter_runs"
+# LEWEL's logged map metrics and loss, per epoch in the run file (do the maps leave uniform?)
+LEWEL_CURVES = ("train_lewel_map_entropy", "train_lewel_map_peak", "train_lewel_loss")
 # arm -> (method, host method whose config it starts from, overrides, seeds by default)
 BASE_ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDict([
     ("swav", ("swav", "swav", (), 3)),

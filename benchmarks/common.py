@@ -6,6 +6,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -58,7 +59,7 @@ def metadata(extra: Dict[str, Any] = None) -> Dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "absent"
     return {
-        "command": " ".join(getattr(sys, "orig_argv", sys.argv)),
+        "command": shlex.join(getattr(sys, "orig_argv", sys.argv)),
         "commit": commit(),
         "machine": machine(),
         "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),

@@ -5,6 +5,7 @@ import csv
 import importlib.util
 import io
 import json
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -91,8 +92,8 @@ def test_tiny_run_files(tiny_suite):
             assert key in run, key
         assert Path(run["checkpoint"]).exists()
         assert run["settings"]["epochs"] == 1 and run["settings"]["crop_size"] == 64
-        # in this process: the command that ran it is pytest's
-        assert run["command"] == " ".join(getattr(sys, "orig_argv", sys.argv))
+        # in this process: the command that ran it is pytest's, quoted to be pasted in a shell
+        assert shlex.split(run["command"]) == getattr(sys, "orig_argv", sys.argv)
     # both methods had exactly the same settings
     settings = [json.loads(p.read_text())["settings"] for p in runs]
     assert settings[0] == settings[1]

@@ -21,10 +21,11 @@ Stages, in this order; each writes its result files under ``--out`` as soon as i
    ``overhead.md/.csv/.json``.
 3. ``campaign``: the arms (``swav``, ``swav_scaca`` with ``--ca-overrides``, its
    ``ca_mask=uniform`` control with the same overrides, ``swav_lewel``) on the clutter set and
-   on the whole CIFAR-10, all side by side on the one GPU as separate processes, for as many
-   epochs as fit (``sizing.json`` holds the formula and its inputs), each evaluated with k-NN
-   (``benchmarks.runs.evaluate``: also the host's linear model on cached features) and, on the
-   clutter set, mask-in-box (swav_scaca's masks, swav_lewel's alignment maps).
+   on the whole CIFAR-10, and the published positive control (``byol_lewel``, the LEWEL paper's
+   LEWEL_B) beside ``byol`` on the clutter set, all side by side on the one GPU as separate
+   processes, for as many epochs as fit (``sizing.json`` holds the formula and its inputs), each
+   evaluated with k-NN (``benchmarks.runs.evaluate``: also the host's linear model on cached
+   features) and, on the clutter set, mask-in-box (swav_scaca's masks, LEWEL's alignment maps).
    ``campaign_runs/*.json``, ``campaign.md/.csv``. The clutter ``swav`` run then runs the
    incentive check (``benchmarks/incentive.py``) on its checkpoint while the slower arms
    finish, as time allows: two crops of one canvas (``incentive.md``), then the second crop from
@@ -59,14 +60,18 @@ REPO = payload.REPO
 STAGES = ("throughput", "overhead", "campaign")
 LOADERS = ("image_folder", "dali")
 DATASETS = ("clutter", "cifar10")
-# arm -> (method, overrides besides the profile's); swav_scaca and its control also get
-# --ca-overrides ("the best CA objective")
-ARMS: "OrderedDict[str, Tuple[str, Tuple[str, ...]]]" = OrderedDict([
-    ("swav", ("swav", ())),
-    ("swav_scaca", ("swav_scaca", ())),
-    ("ca_mask=uniform", ("swav_scaca", ("method_kwargs.ca_mask=uniform",))),
-    ("swav_lewel", ("swav_lewel", ())),
+# arm -> (method, host method whose config it starts from, overrides besides the profile's);
+# swav_scaca and its control also get --ca-overrides ("the best CA objective")
+ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...]]]" = OrderedDict([
+    ("swav", ("swav", "swav", ())),
+    ("swav_scaca", ("swav_scaca", "swav", ())),
+    ("ca_mask=uniform", ("swav_scaca", "swav", ("method_kwargs.ca_mask=uniform",))),
+    ("swav_lewel", ("swav_lewel", "swav", ())),
+    ("byol", ("byol", "byol", ())),
+    ("byol_lewel", ("byol_lewel", "byol", ())),
 ])
+# the positive control and its base run where place can pay only: not on CIFAR-10
+CLUTTER_ONLY = ("byol", "byol_lewel")
 SPATIAL_AUGMENTATION = (  # the controls' and clutter campaign's (benchmarks/profiles.py)
     "augmentations.0.color_jitter.brightness=0.4", "augmentations.0.color_jitter.contrast=0.4",
     "augmentations.0.color_jitter.saturation=0.4", "augmentations.0.color_jitter.hue=0.1",
@@ -405,15 +410,21 @@ DEFAULT_RATIO = 1.4       # swav_scaca / swav step time when the overhead stage 
 
 
 def arm_overrides(arm: str, ca_overrides: Sequence[str]) -> List[str]:
-    method, extra = ARMS[arm]
+    method, _, extra = ARMS[arm]
     return [*extra, *(ca_overrides if method == "swav_scaca" else ())]
+
+
+def campaign_names(datasets: Sequence[str], arms: Sequence[str]) -> List[Tuple[str, str]]:
+    """The (dataset, arm) runs of the campaign: every arm on every dataset, except
+    ``CLUTTER_ONLY`` arms on CIFAR-10."""
+    return [(d, a) for d in datasets for a in arms if d == "clutter" or a not in CLUTTER_ONLY]
 
 
 def spatial_metrics(ckpt: str, method: str, root: Path, count: int,
                     batch_size: int) -> Dict[str, float]:
     """Mask-in-box and border share on the first ``count`` clutter test images: swav_scaca's
     masks with the partners its pairing picks in batches of ``batch_size`` (``batch_masks``),
-    or the mean over swav_lewel's alignment maps (``lewel_maps``) and its best map."""
+    or the mean over a LEWEL method's alignment maps (``lewel_maps``) and its best map."""
     import torch
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -446,8 +457,10 @@ def spatial_metrics(ckpt: str, method: str, root: Path, count: int,
 
 def campaign_run(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One (dataset, arm) of the campaign, in its own process: pretraining and k-NN/linear
-    through ``benchmarks.runs.run_one``, then mask-in-box on the clutter set."""
+    through ``benchmarks.runs.run_one`` from the clutter campaign's config of its host method,
+    then mask-in-box on the clutter set."""
     from benchmarks import runs
+    from benchmarks.campaign import config_of, method_overrides
 
     sizes = _profiles()[spec["size"]]
     epochs = spec["epochs"]
@@ -455,7 +468,7 @@ def campaign_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         sizes.profile, epochs=epochs, data_format=spec["loader"],
         num_workers=spec["workers"], warmup_epochs=min(sizes.profile.warmup_epochs, epochs - 1),
         freeze_prototypes_epochs=min(sizes.profile.freeze_prototypes_epochs, epochs - 1))
-    method = ARMS[spec["arm"]][0]
+    method, host, _ = ARMS[spec["arm"]]
     overrides = arm_overrides(spec["arm"], spec["ca_overrides"])
     run_file = Path(spec["run_file"])
     result = runs.run_one(
@@ -463,8 +476,8 @@ def campaign_run(spec: Dict[str, Any]) -> Dict[str, Any]:
         Path(spec["test"]), Path(spec["work_dir"]) / spec["dataset"] / _slug(spec["arm"]),
         run_file, {"benchmark": "device", "dataset": spec["dataset"], "arm": spec["arm"],
                    "overrides": overrides, "epochs": epochs},
-        base_overrides=[*profile.pretrain_overrides(), *overrides])
-    if spec["dataset"] == "clutter" and method in ("swav_scaca", "swav_lewel"):
+        config=config_of(host), base_overrides=[*method_overrides(profile, host), *overrides])
+    if spec["dataset"] == "clutter" and (method == "swav_scaca" or method.endswith("_lewel")):
         result.update(spatial_metrics(result["checkpoint"], method, Path(spec["root"]),
                                       sizes.spatial_images, profile.batch_size))
         runs.write_run_file(run_file, result)
@@ -690,7 +703,7 @@ def stage_campaign(args, sizes: Sizes, paths: Dict[str, Path], throughput: Dict[
     from benchmarks.common import write_table
 
     datasets = [d for d in DATASETS if d in args.datasets]
-    names = [(d, a) for d in datasets for a in args.arms]
+    names = campaign_names(datasets, args.arms)
     counts = {d: _count(paths[f"{d}_train"]) for d in datasets}
     tests = {d: _count(paths[f"{d}_test"]) for d in datasets}
     plan = sizing(throughput, overhead, len(names), counts, tests, deadline.left(), sizes,

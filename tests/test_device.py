@@ -37,12 +37,12 @@ def _run(cmd, timeout=600):
 
 @pytest.fixture(scope="module")
 def tiny_call(tmp_path_factory):
-    """The whole command at tiny sizes on CPU: both loaders, the overhead, and the campaign's
-    two spatial arms and swav (with its incentive check) on the clutter set (the other arm and
-    CIFAR-10 run the same code)."""
+    """The whole command at tiny sizes on CPU: both loaders, the overhead, and on the clutter set
+    swav (with its incentive check), swav_scaca and the positive control byol_lewel (BYOL's
+    config: the other arms and CIFAR-10 run the same code)."""
     base = tmp_path_factory.mktemp("device")
     stdout, seconds = _run(_command(base, "out", "--deadline", "600", "--datasets", "clutter",
-                                    "--arms", "swav", "swav_scaca", "swav_lewel", "--archive",
+                                    "--arms", "swav", "swav_scaca", "byol_lewel", "--archive",
                                     str(base / "archive" / "results.tar.gz")))
     return {"base": base, "out": base / "out", "stdout": stdout, "seconds": seconds}
 
@@ -64,12 +64,13 @@ def test_every_stage_runs_its_cpu_path(tiny_call):
     assert plan["epochs"] == {"clutter": 1} and plan["loader"] in ("image_folder", "dali")
     assert "epochs_d = floor" in plan["formula"]
     runs = {p.stem: json.loads(p.read_text()) for p in (out / "campaign_runs").glob("*.json")}
-    assert sorted(runs) == ["clutter-swav", "clutter-swav_lewel", "clutter-swav_scaca"]
+    assert sorted(runs) == ["clutter-byol_lewel", "clutter-swav", "clutter-swav_scaca"]
     for name, run in runs.items():
         assert run["epochs"] == 1 and run["data_format"] == plan["loader"]
         assert 0 <= run["knn20_top1"] <= 100, name
         assert name == "clutter-swav" or run["mask_in_box"] > 0, name
-    assert "mask_in_box_best_map" in runs["clutter-swav_lewel"]
+    assert "mask_in_box_best_map" in runs["clutter-byol_lewel"]
+    assert runs["clutter-byol_lewel"]["method"] == "byol_lewel"
     # the incentive check on the swav checkpoint, one canvas and two canvases per object
     assert "| self |" in (out / "incentive.md").read_text()
     assert "-pair-seed1` (another background" in (out / "incentive-paired.md").read_text()
@@ -102,7 +103,9 @@ def test_deadline_cuts_the_campaign_and_keeps_what_finished(tiny_call):
     assert "deadline" in state["stages"]["campaign"]
     assert not list((out / "campaign_runs").glob("*.json"))
     campaign = (out / "campaign.md").read_text()  # the table of the cut campaign is written
-    assert campaign.count("stopped at the deadline") + campaign.count("not started") == 8
+    # four swav arms on both datasets, byol and byol_lewel on the clutter set only
+    assert campaign.count("stopped at the deadline") + campaign.count("not started") == 10
+    assert "| cifar10 | byol" not in campaign and "| clutter | byol_lewel |" in campaign
     assert "stopped at the deadline" in stdout
 
 

@@ -76,7 +76,8 @@ def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
     for arm, value in values.items():
         for seed, jitter in enumerate((-0.5, 0.0, 0.5)):
             run = {"arm": arm, "seed": seed, "knn20_top1": value + jitter,
-                   "knn200_top1": value, "linear_top1": value + jitter, "clean_knn20_top1": value,
+                   "knn200_top1": value, "linear_top1": value + jitter,
+                   "clean_knn20_top1": value - 2 * jitter,
                    "clean_linear_top1": value, "maxboxacc": value + jitter}
             clutter.run_file_of(runs_dir, arm, seed).write_text(json.dumps(run))
     assert clutter.ARMS["ca_objective=co,ca_mask=uniform"][2] == (
@@ -86,6 +87,7 @@ def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):
     row = {r["arm"]: r for r in rows}["ca_objective=co"]
     assert row["vs uniform"].startswith("kNN-20 +12.00 *")  # 32 - 20, not 32 - 10
     assert row["vs base"].startswith("kNN-20 +2.00 *")
+    assert "; clean kNN-20 +12.00 *" in row["vs uniform"]  # what an objective may not lose
 
 
 def test_single_seed_arms_are_compared_without_a_noise_verdict(tmp_path):

@@ -22,7 +22,7 @@ The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=
 """
 
 import json
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -312,6 +312,8 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
              "box over the box's share (1 = uniform, > 1 on the object); border share: mass on "
              "the outer ring of map cells over its share (1 = uniform). LEWEL: mean over its "
              "alignment maps, and the map most on the object.")
+    machines = Counter(r.get("machine", "unknown") for group in by_arm.values() for r in group)
+    notes += " Runs trained on: " + "; ".join(f"{m} ({n})" for m, n in machines.items()) + "."
     return write_table("clutter", "Clutter: can looking somewhere pay?", rows, columns,
                        metadata(), notes, profile_dir)
 

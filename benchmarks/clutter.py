@@ -186,6 +186,37 @@ def plan(profile: profiles.Profile, arms: Sequence[str],
             if i < (ARMS[arm][3] if seeds is None else seeds)]
 
 
+def pending_pairs(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[Tuple[str, int]]:
+    """The pairs without a finished run file (one lacking the extra evaluation counts as
+    pending: only that is redone)."""
+    return [(a, s) for a, s in pairs if not run_file_of(runs_dir, a, s).exists()
+            or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
+
+
+def pending_lines(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[str]:
+    """What is left of a campaign, one line per (arm, seed), with the mean wall time of its
+    arm's finished runs (on their own machines: an estimate), and the total."""
+    walls: Dict[str, List[float]] = {}
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.is_dir() else []:
+        run = json.loads(path.read_text())
+        if "clean_knn20_top1" in run and "wall_s" in run:
+            walls.setdefault(run["arm"], []).append(run["wall_s"])
+    lines, total, unknown = [], 0.0, 0
+    for arm, seed in pending_pairs(runs_dir, pairs):
+        if walls.get(arm):
+            minutes = sum(walls[arm]) / len(walls[arm]) / 60
+            total += minutes
+            lines.append(f"{arm} seed {seed}: ~{minutes:.0f} min (mean of {len(walls[arm])} "
+                         "finished)")
+        else:
+            unknown += 1
+            lines.append(f"{arm} seed {seed}: no finished run of this arm to estimate from")
+    lines.append(f"{len(lines)} runs pending, ~{total / 60:.1f} h"
+                 + (f" plus {unknown} without an estimate" if unknown else "")
+                 if lines else "nothing pending")
+    return lines
+
+
 def run_arm(profile_name: str, profile: profiles.Profile, arm: str, seed: int,
             paths: Dict[str, Path], work_dir: Path, runs_dir: Path) -> Dict[str, Any]:
     """Pretrains and evaluates one (arm, seed), or finishes the extra evaluation of a run whose
@@ -228,9 +259,7 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
     runs_dir = out / profile_name / RUNS_DIR
     settings = profiles.settings_of(profile)
     check_settings(runs_dir, settings, profile_name, "pass another --out")
-    pending = [(a, s) for a, s in (list(only) or plan(profile, arms, seeds))
-               if not run_file_of(runs_dir, a, s).exists()
-               or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
+    pending = pending_pairs(runs_dir, list(only) or plan(profile, arms, seeds))
     random_file = run_file_of(runs_dir, RANDOM_INIT, profile.seeds[0])
     paths = prepare(profile, data_root, cifar_dir) if pending or not random_file.exists() else {}
     if not random_file.exists() and not only:
@@ -332,7 +361,15 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
                         metavar="ARM", help=f"one or more of {list(ARMS)} (default: "
                         f"{list(BASE_ARMS)})")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per arm (default 3)")
+    parser.add_argument("--pending", action="store_true",
+                        help="print the runs still to do and an estimate of their time; run "
+                             "nothing")
     request = parse_campaign(parser, argv, "clutter", "clutter", list(ARMS), "ARM")
+    if request.args.pending:
+        name, profile, out = request.where()[:3]
+        pairs = request.only or plan(profile, request.args.arms, request.args.seeds)
+        print("\n".join(pending_lines(out / name / RUNS_DIR, pairs)))
+        return None
     return run_suite(*request.where(), request.args.arms, request.args.seeds,
                      only=request.only, **request.how())
 

@@ -243,3 +243,26 @@ def test_incentive_command_pairs_two_canvases_of_each_object(tmp_path):
     with pytest.raises(ValueError, match="--pair-with .*objects differ"):
         incentive.main([*argv, "--pair-with", str(fewer)])  # 8 images: 2 per class of 4
     incentive.main([*argv, "--pair-with", str(fewer), "--images", "4"])  # enough for 4
+
+
+def test_pending_lists_what_is_left_with_each_arm_s_time(tmp_path, capsys):
+    """``--pending``: the runs without a finished file (an unfinished extra evaluation counts),
+    each estimated from its arm's finished runs; nothing is run or written."""
+    runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    finished = {"knn20_top1": 1.0, "clean_knn20_top1": 1.0}
+    for arm, seed, extra in (("swav", 0, {**finished, "wall_s": 600.0}),
+                             ("swav", 1, {**finished, "wall_s": 1200.0}),
+                             ("swav_lewel", 0, {"knn20_top1": 1.0, "wall_s": 60.0})):
+        clutter.run_file_of(runs_dir, arm, seed).write_text(
+            json.dumps({"arm": arm, "seed": seed, **extra}))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    bench_main(["clutter", "--profile", "cpu", "--out", str(tmp_path), "--pending",
+                "--arms", "swav", "swav_lewel", "--seeds", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "swav seed 2: ~15 min (mean of 2 finished)" in lines
+    assert "swav_lewel seed 0: no finished run of this arm to estimate from" in lines
+    assert lines[-1] == "4 runs pending, ~0.2 h plus 3 without an estimate"
+    assert not any(line.startswith("swav seed 0") or line.startswith("swav seed 1")
+                   for line in lines)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no table, no report

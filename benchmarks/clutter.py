@@ -285,7 +285,36 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
         print(f"[clutter] {arm} seed {seed}: clutter kNN-20 {r['knn20_top1']:.2f}%, linear "
               f"{r['linear_top1']:.2f}%; clean kNN-20 {r['clean_knn20_top1']:.2f}%; MaxBoxAcc "
               f"{r['maxboxacc']:.1f}", flush=True)
-    return write_tables(out / profile_name, profile) if tables else None
+    if not tables:
+        return None
+    draw_mask_grids(out / profile_name)
+    return write_tables(out / profile_name, profile)
+
+
+def draw_mask_grids(profile_dir: Path, rows: int = 6) -> List[Path]:
+    """``clutter-masks-<arm>-seed<S>.png`` once per arm whose masks or maps can leave uniform
+    (swav_scaca without ``ca_mask=uniform``, LEWEL): its lowest seed whose checkpoint is on this
+    machine, on 64 clutter test images (``runs.draw_masks``; the boxes give mask-in-box)."""
+    runs_dir = profile_dir / RUNS_DIR
+    finished = sorted((r for r in map(json.loads, (p.read_text() for p in
+                                                   runs_dir.glob("*.json")))
+                       if "clean_knn20_top1" in r), key=lambda r: r["seed"])
+    drawn = []
+    for arm, (method, _, overrides, _) in ARMS.items():
+        spatial = method.endswith("_lewel") or (
+            method == "swav_scaca" and "method_kwargs.ca_mask=uniform" not in overrides)
+        own = [r for r in finished if r.get("arm") == arm]
+        if not spatial or not own or list(profile_dir.glob(f"clutter-masks-{slug(arm)}-seed*")):
+            continue
+        run = next((r for r in own if Path(r["checkpoint"]).exists()), None)
+        if run is None:
+            print(f"[clutter] masks of {arm}: no checkpoint of its runs is on this machine, not "
+                  "drawn", flush=True)
+            continue
+        out = profile_dir / f"clutter-masks-{slug(arm)}-seed{run['seed']}.png"
+        runs.draw_masks(run, run_file_of(runs_dir, arm, run["seed"]), out, "clutter", rows)
+        drawn.append(out)
+    return drawn
 
 
 METRICS = (("knn20_top1", "kNN-20"), ("knn200_top1", "kNN-200"), ("linear_top1", "linear"),

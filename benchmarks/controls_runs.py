@@ -73,26 +73,15 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
 
 def draw_mask_grids(profile_dir: Path, rows: int = 6) -> List[Path]:
     """``masks-<variant>.png`` for every swav_scaca variant (its lowest seed): the checkpoint's
-    own pairs and masks on 64 test images (``solo-scaca-masks``). Drawn once per run file;
-    skipped (said) where the checkpoint is not on this machine."""
-    from solo_scaca.cli.masks import main as masks_main
-
+    own pairs and masks on 64 test images (``runs.draw_masks``)."""
     drawn = []
-    runs = sorted((r for r in load_runs(profile_dir) if r.get("method") == "swav_scaca"),
-                  key=lambda r: r["seed"])
+    scaca_runs = sorted((r for r in load_runs(profile_dir) if r.get("method") == "swav_scaca"),
+                        key=lambda r: r["seed"])
     for variant in VARIANTS:
-        run = next((r for r in runs if r["variant"] == variant), None)
-        if run is None:
-            continue
+        run = next((r for r in scaca_runs if r["variant"] == variant), None)
         out = profile_dir / f"masks-{slug(variant)}.png"
-        if out.exists() and out.stat().st_mtime >= run_file_of(
-                profile_dir / RUNS_DIR, variant, run["seed"]).stat().st_mtime:
-            continue
-        if not Path(run["checkpoint"]).exists():
-            print(f"[controls] masks of {variant}: checkpoint {run['checkpoint']} is not here, "
-                  "not drawn", flush=True)
-            continue
-        masks_main(["--ckpt", run["checkpoint"], "--images", run["test_path"], "--out",
-                    str(out), "--n", str(rows), "--batch", "64"])
-        drawn.append(out)
+        if run is not None and runs.draw_masks(
+                run, run_file_of(profile_dir / RUNS_DIR, variant, run["seed"]), out,
+                "controls", rows):
+            drawn.append(out)
     return drawn

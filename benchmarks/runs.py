@@ -292,3 +292,21 @@ RUN_NOTES = ("One row per pretraining run. Times in seconds of wall clock: `pret
              "`ln_prototypes` = ln K, the loss of uniform predictions over the K prototypes; "
              f"`plateau` = yes when the last loss is within {PLATEAU_NATS} of ln K: the projector "
              "collapsed to an output that does not depend on the image, the run did not learn.")
+
+
+def draw_masks(run: Dict[str, Any], run_file: Path, out: Path, tag: str,
+               rows: int = 6) -> bool:
+    """``out``: the masks (or LEWEL's maps) of a run's checkpoint on 64 of its test images
+    (``solo-scaca-masks``), unless ``out`` is newer than the run file; said and skipped where
+    the checkpoint is not on this machine. True when drawn."""
+    from solo_scaca.cli.masks import main as masks_main
+
+    if out.exists() and out.stat().st_mtime >= run_file.stat().st_mtime:
+        return False
+    if not Path(run["checkpoint"]).exists():
+        print(f"[{tag}] masks of {out.stem}: checkpoint {run['checkpoint']} is not here, not "
+              "drawn", flush=True)
+        return False
+    masks_main(["--ckpt", run["checkpoint"], "--images", run["test_path"], "--out", str(out),
+                "--n", str(rows), "--batch", "64"])
+    return True

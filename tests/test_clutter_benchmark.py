@@ -46,6 +46,26 @@ def test_clutter_table_has_accuracies_localization_and_spatial_metrics(campaign)
     assert float(by_arm["swav_lewel"]["best map in box"]) >= float(by_arm["swav_lewel"]["mask-in-box"])
 
 
+def test_spatial_arms_get_a_mask_grid_on_the_results_page(campaign):
+    for arm in ARMS:  # swav_scaca's masks, swav_lewel's maps, with their boxes
+        assert (campaign["dir"] / f"clutter-masks-{clutter.slug(arm)}-seed0.png").stat(
+            ).st_size > 5_000
+
+
+def test_mask_grids_skip_uniform_masks_and_say_a_missing_checkpoint(tmp_path, capsys):
+    runs_dir = tmp_path / clutter.RUNS_DIR
+    runs_dir.mkdir()
+    for arm in ("swav_scaca (default)", "ca_mask=uniform", "swav"):
+        clutter.run_file_of(runs_dir, arm, 1).write_text(json.dumps(
+            {"arm": arm, "seed": 1, "clean_knn20_top1": 1.0,
+             "checkpoint": str(tmp_path / "gone.ckpt"), "test_path": str(tmp_path)}))
+    assert clutter.draw_mask_grids(tmp_path) == []
+    said = capsys.readouterr().out
+    assert "masks of swav_scaca (default): no checkpoint" in said
+    assert "ca_mask=uniform" not in said and "masks of swav:" not in said
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_clutter_campaign_resumes_and_finishes_an_interrupted_evaluation(campaign):
     runs_dir = campaign["dir"] / clutter.RUNS_DIR
     path = clutter.run_file_of(runs_dir, "swav_lewel", 0)

@@ -16,7 +16,9 @@ mask or map, mask-in-box and border share on clutter test images (``swav_scaca``
 the partners its own pairing chooses in batches of the profile's size; ``*_lewel``: each
 alignment map). Result files resume as in ``controls`` (one per arm and seed; a run interrupted
 during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (mean +- std over
-seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control).
+seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control)
+and a mask grid per spatial arm (``clutter-masks-<arm>-seed<S>.png``); ``--pending`` says what
+is left and how long it took so far.
 The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=O,ca_mask=uniform``
 (one seed unless ``--seeds``) train the other CA objectives that pass ``benchmarks incentive``.
 """

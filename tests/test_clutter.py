@@ -144,3 +144,19 @@ def test_box_summary_reads_masks_on_the_object_and_on_the_border():
     uniform = torch.full((2, 3, 8, 8), 1 / 64)  # three alignment maps
     assert box_summary(uniform, boxes, 32).startswith(
         "mask-in-box 1.00 (mean of 3 maps; the map most on the object 1.00), border share 1.00")
+
+
+def test_mask_grids_outline_the_object_s_box(tmp_path, monkeypatch):
+    """``solo-scaca-masks`` on a set with boxes draws each object's box over its mask."""
+    from solo_scaca.cli import masks as masks_cli
+
+    figures = []
+    monkeypatch.setattr(masks_cli, "_save", lambda fig, out, title: figures.append(fig) or out)
+    images, masks = torch.rand(2, 3, 32, 32), torch.full((2, 8, 8), 1 / 64)
+    boxes = [(2, 3, 20, 30), (0, 0, 32, 32)]
+    for kept in (boxes, None):
+        masks_cli.draw(images, torch.tensor([1, 0]), masks, 2, tmp_path / "m.png", "t", kept)
+    with_boxes, without = ([p for ax in fig.axes[2::3] for p in ax.patches] for fig in figures)
+    assert [(r.get_x(), r.get_y(), r.get_width(), r.get_height()) for r in with_boxes] == [
+        (1.5, 2.5, 18, 27), (-0.5, -0.5, 32, 32)]
+    assert without == []

@@ -22,6 +22,7 @@ from solo_scaca.host.checkpoints import add_trust_option
 from solo_scaca.registration import LEWEL_METHODS
 
 SCALE = 3.0  # colour scale of the mask x HW: 0 (blue) to 3x uniform (red); uniform is 1
+BOX_NOTE = "; dashed: the object's box"
 
 
 def image_files(root: Path, count: int) -> List[Path]:
@@ -59,8 +60,18 @@ def _save(fig, out: Path, title: str) -> Path:
     return out
 
 
+def _outline(ax, box: Optional[tuple]) -> None:
+    """The object's box (x0, y0, x1, y1 in pixels) over a mask or map, where the set has one."""
+    if box is not None:
+        from matplotlib.patches import Rectangle
+
+        x0, y0, x1, y1 = box
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                               edgecolor="white", linewidth=1.0, linestyle="--"))
+
+
 def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows: int,
-         out: Path, title: str) -> Path:
+         out: Path, title: str, boxes: Optional[List[tuple]] = None) -> Path:
     plt = _pyplot()
 
     size = images.shape[-2:]
@@ -81,11 +92,12 @@ def draw(images: torch.Tensor, partners: torch.Tensor, masks: torch.Tensor, rows
             ax.set_title(label, fontsize=7)
             ax.axis("off")
         axes[r, 2].imshow(up[r].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
+        _outline(axes[r, 2], boxes[r] if boxes else None)
     return _save(fig, out, title)
 
 
 def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
-              title: str) -> Path:
+              title: str, boxes: Optional[List[tuple]] = None) -> Path:
     """A ``*_lewel`` checkpoint's alignment maps (B x M x H x W): one row per image, the image
     then its M maps over it, on the masks' colour scale."""
     plt = _pyplot()
@@ -104,6 +116,7 @@ def draw_maps(images: torch.Tensor, maps: torch.Tensor, rows: int, out: Path,
                 continue
             one = maps[r, c - 1 : c]
             ax.imshow(up[r, c - 1].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=SCALE)
+            _outline(ax, boxes[r] if boxes else None)
             ax.set_title(f"map {c - 1}: entropy {mask_entropy(one):.2f}, "
                          f"peak {mask_peak(one):.1f}", fontsize=7)
     return _save(fig, out, title)
@@ -159,8 +172,8 @@ def main(argv: Optional[List[str]] = None) -> Optional[str]:
         rows = min(args.n, len(files))
         title = (f"{Path(args.ckpt).name}\n{cfg.method}: {maps.size(1)} alignment maps, "
                  f"mean entropy {mask_entropy(maps.flatten(0, 1)):.3f}; colours: map x HW "
-                 f"from 0 to {SCALE:g} (uniform = 1)")
-        out = draw_maps(images, maps, rows, args.out, title)
+                 f"from 0 to {SCALE:g} (uniform = 1){BOX_NOTE if boxes else ''}")
+        out = draw_maps(images, maps, rows, args.out, title, boxes)
         print(f"alignment maps of {rows} images -> {out}")
         return _print_boxes(maps, boxes, size)
     result = batch_masks(model, normalize(images), args.seed)
@@ -169,8 +182,9 @@ def main(argv: Optional[List[str]] = None) -> Optional[str]:
              f"ca_mask={kwargs.ca_mask}, ca_keys={kwargs.ca_keys}, "
              f"ca_response={kwargs.ca_response}\nbatch of {len(files)}, "
              f"mean entropy {mask_entropy(result.masks):.3f}; colours: mask x HW from 0 to "
-             f"{SCALE:g} (uniform = 1)")
-    out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title)
+             f"{SCALE:g} (uniform = 1){BOX_NOTE if boxes else ''}")
+    out = draw(images, result.partners, result.masks, min(args.n, len(files)), args.out, title,
+               boxes)
     print(f"masks of {min(args.n, len(files))} images -> {out}")
     return _print_boxes(result.masks, boxes, size)
 

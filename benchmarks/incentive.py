@@ -10,7 +10,9 @@ object, on another background, so the object is all the two views share): the ob
 with (a) uniform masks, (b) box masks (uniform inside the object's box), (b') the placebo: the
 box mirrored through the crop's centre (same size, same distance from the border, elsewhere),
 and (c) masks optimised for that loss alone (free per-image mask logits, backbone and head
-frozen), with the optimised masks' mask-in-box and border share. (b) against (b') tells a loss
+frozen), with the optimised masks' mask-in-box and border share, and (d) the same optimisation
+with each mask kept at least as spread as its box mask (an entropy floor): where (c) finds a few
+cells off the object, (d) tells whether the object is still the best place of its size. (b) against (b') tells a loss
 that prefers the object from one that prefers any compact mask away from the border. ``fixed`` has no free
 mask: its own mutual-nearest-neighbour mask stands in (c). ``attend`` pools the *partner*: its
 masks and boxes are the partner's. An objective passes when its loss prefers the box to the
@@ -225,10 +227,18 @@ def reference_masks(name: str, views: Views, partner: torch.Tensor,
     return [box_masks(bx, views.image_size, (h, w)) for bx in boxes]
 
 
+def entropy(masks: torch.Tensor) -> torch.Tensor:
+    """Per mask (B x H x W distributions), its entropy in nats."""
+    p = masks.flatten(1)
+    return -(p * p.clamp_min(1e-12).log()).sum(dim=1)
+
+
 def own_masks(name: str, views: Views, partner: torch.Tensor, steps: int, lr: float,
-              frozen: FrozenSwAV, keep: torch.Tensor) -> List[torch.Tensor]:
+              frozen: FrozenSwAV, keep: torch.Tensor,
+              floor: Optional[List[torch.Tensor]] = None) -> List[torch.Tensor]:
     """(c): masks optimised for the objective alone (free logits, Adam), or ``fixed``'s own
-    mutual-nearest-neighbour masks with the partner."""
+    mutual-nearest-neighbour masks with the partner. ``floor`` (per view, B entropies): (d),
+    each mask kept at least that spread (a penalty of ``FLOOR_WEIGHT`` per nat below it)."""
     if name == "fixed":
         return [obj.mutual_nn_mask(views.fmaps[v], views.fmaps[1 - v][partner]) for v in range(2)]
     b, _, h, w = views.fmaps[0].shape
@@ -241,7 +251,12 @@ def own_masks(name: str, views: Views, partner: torch.Tensor, steps: int, lr: fl
 
     for _ in range(steps):
         optimiser.zero_grad()
-        objective_loss(name, frozen, views, masks_of(logits), partner, keep).backward()
+        masks = masks_of(logits)
+        loss = objective_loss(name, frozen, views, masks, partner, keep)
+        if floor is not None:
+            loss = loss + FLOOR_WEIGHT * sum(F.relu(f - entropy(m)).mean()
+                                             for f, m in zip(floor, masks))
+        loss.backward()
         optimiser.step()
     return [m.detach() for m in masks_of(logits)]
 
@@ -259,6 +274,10 @@ def spatial_of(name: str, masks: List[torch.Tensor], views: Views,
 
 
 PARTNERED = {"co", "attend", "fixed"}
+# (d): objectives with distributions as masks get a second optimisation, its masks no sharper
+# than the box mask (an entropy floor); FLOOR_WEIGHT: nats of loss per nat below the floor
+SIZED = {"self", "self_masked", "co", "attend"}
+FLOOR_WEIGHT = 10.0
 
 
 def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], steps: int,
@@ -283,6 +302,11 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
             with torch.no_grad():
                 optimised = objective_loss(name, frozen, views, masks, partner, keep)
             in_box, border = spatial_of(name, masks, views, partner)
+            sized_in_box = ""
+            if name in SIZED:
+                floor = [entropy(m) for m in reference_masks(name, views, partner, "box")]
+                sized = own_masks(name, views, partner, steps, lr, frozen, keep, floor)
+                sized_in_box = f"{spatial_of(name, sized, views, partner)[0]:.2f}"
             passes = (float(uniform - box) >= MIN_BOX_GAIN_NATS
                       and in_box >= MIN_OPTIMISED_IN_BOX)
             same_class = float((views.labels[partner] == views.labels)[keep].float().mean())
@@ -295,6 +319,7 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
                    "loss_mirror": f"{float(mirror):.3f}",
                    "object_gain_nats": f"{float(mirror - box):+.3f}",
                    "own_mask_in_box": f"{in_box:.2f}", "own_border_share": f"{border:.2f}",
+                   "sized_mask_in_box": sized_in_box,
                    "verdict": "passes" if passes else "no training run"}
             log(f"[incentive] {json.dumps(row)}")
             rows.append(row)
@@ -388,7 +413,10 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"{MIN_OPTIMISED_IN_BOX}. loss_mirror: the placebo, the box mirrored through the "
              f"crop's centre (same size and distance from the border); object_gain_nats = "
              f"loss_mirror - loss_box (> 0: the loss prefers the object, not just a compact "
-             f"mask away from the border). `attend`: masks over the partner's locations, its box. "
+             f"mask away from the border). sized_mask_in_box: (d), masks optimised as in (c) "
+             f"but kept at least as spread as the box mask (an entropy floor, {FLOOR_WEIGHT:g} "
+             f"nats of loss per nat below it): is the object the best place among masks of "
+             f"its size? (Reported, not part of the verdict.) `attend`: masks over the partner's locations, its box. "
              f"`co`, `attend`: pairs counted are those kept (prototype: code argmax shared). "
              f"complement: lambda_bg {LAMBDA_BG}, lambda_area {LAMBDA_AREA}.")
     name = "incentive" if second is None else "incentive-paired"
@@ -427,12 +455,13 @@ def average_rows(group: List[Dict[str, object]]) -> Dict[str, object]:
     """Rows of one (objective, partners) over batches: numbers averaged, verdict recomputed."""
     first = dict(group[0])
     for key in ("loss_uniform", "loss_box", "loss_own", "box_gain_nats", "loss_mirror",
-                "object_gain_nats", "own_mask_in_box", "own_border_share", "partner_same_class"):
+                "object_gain_nats", "own_mask_in_box", "own_border_share", "sized_mask_in_box",
+                "partner_same_class"):
         if first[key] == "":
             continue
         value = sum(float(r[key]) for r in group) / len(group)
         first[key] = f"{value:+.3f}" if key.endswith("_gain_nats") else (
-            f"{value:.2f}" if key.startswith("own") or key == "partner_same_class"
+            f"{value:.2f}" if key.startswith(("own", "sized")) or key == "partner_same_class"
             else f"{value:.3f}")
     counted = [r["pairs_counted"].split("/") for r in group]
     first["pairs_counted"] = f"{sum(int(a) for a, _ in counted)}/{sum(int(b) for _, b in counted)}"

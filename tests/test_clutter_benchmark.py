@@ -2,6 +2,7 @@
 (``python3 -m benchmarks incentive``) on tiny sizes."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -163,24 +164,46 @@ def test_clutter_images_scale_the_boxes_with_the_images(tmp_path):
     assert boxes.tolist() == [[4.0, 8.0, 20.0, 32.0]]
 
 
-def _stub_views(n: int = 32, classes: int = 4, seed: int = 0):
-    """Maps where only the object's 2 x 2 cells carry the class (a one-hot direction); the
-    rest is strong noise. Codes: the class."""
+def _painted_views(paint, noise: float, n: int = 32, classes: int = 4, seed: int = 0):
+    """Two views of ``n`` images: 8-channel 4 x 4 maps of Gaussian noise on which ``paint(cells,
+    label, y, x)`` draws the object at the 2 x 2 cells from (y, x) (its box: 16 px of a 32 px
+    image). Codes: the class."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % classes
     fmaps, boxes = [], []
     for _ in range(2):
-        fmap = 3 * torch.randn(n, 8, 4, 4, generator=g)
+        fmap = noise * torch.randn(n, 8, 4, 4, generator=g)
         view_boxes = []
         for i in range(n):
             y, x = (int(v) for v in torch.randint(0, 3, (2,), generator=g))
-            fmap[i, :, y:y + 2, x:x + 2] = 0
-            fmap[i, int(labels[i]), y:y + 2, x:x + 2] = 4.0
-            view_boxes.append((8 * x, 8 * y, 8 * x + 16, 8 * y + 16))  # 32 px image, 8 px cells
+            paint(fmap[i], int(labels[i]), y, x)
+            view_boxes.append((8 * x, 8 * y, 8 * x + 16, 8 * y + 16))  # 8 px cells
         fmaps.append(fmap)
         boxes.append(torch.tensor(view_boxes, dtype=torch.float))
     codes = torch.nn.functional.one_hot(labels, classes).float()
     return incentive.Views(fmaps, [codes, codes], boxes, labels, 32)
+
+
+def _stub_views(n: int = 32, classes: int = 4, seed: int = 0):
+    """Maps where only the object's 2 x 2 cells carry the class (a one-hot direction); the
+    rest is strong noise."""
+    def paint(cells, c, y, x):
+        cells[:, y:y + 2, x:x + 2] = 0
+        cells[c, y:y + 2, x:x + 2] = 4.0
+
+    return _painted_views(paint, 3.0, n, classes, seed)
+
+
+def _shortcut_views():
+    """Quiet maps where the object's 2 x 2 cells carry the class mixed with the next class, and
+    one cell off the object carries the class alone and more strongly: the one-cell shortcut."""
+    def paint(cells, c, y, x):
+        cells[c, y:y + 2, x:x + 2] += 0.3
+        cells[(c + 1) % 4, y:y + 2, x:x + 2] += 0.25
+        sy, sx = (3, 3) if (y, x) == (0, 0) else (0, 0)  # outside the box
+        cells[c, sy, sx] += 0.6
+
+    return _painted_views(paint, 0.05)
 
 
 class _StubHead:
@@ -205,6 +228,26 @@ def test_incentive_rows_find_the_object_where_only_the_object_predicts_the_code(
     assert by["self"]["verdict"] == "passes"
 
 
+def test_sized_masks_keep_the_box_s_spread_and_leave_a_one_cell_shortcut():
+    """(d): the free optimum (c) is the one-cell shortcut off the object; masks held at the
+    box's entropy cannot sit on one cell, and the best place of the object's size is the
+    object."""
+    views = _shortcut_views()
+    partner, keep = torch.arange(32), torch.ones(32, dtype=torch.bool)
+    floor = [incentive.entropy(m)
+             for m in incentive.reference_masks("self", views, partner, "box")]
+    assert torch.allclose(floor[0], torch.full((32,), math.log(4)))  # four cells
+    free = incentive.own_masks("self", views, partner, 150, 0.3, _StubHead(), keep)
+    sized = incentive.own_masks("self", views, partner, 150, 0.3, _StubHead(), keep, floor)
+    assert incentive.spatial_of("self", free, views, partner)[0] < 0.5
+    assert incentive.spatial_of("self", sized, views, partner)[0] > 1.5
+    assert (incentive.entropy(sized[0]) > floor[0] - 0.1).all()
+    row, = incentive.incentive_rows(_StubHead(), views, ["self"], steps=150, lr=0.3, seed=0,
+                                    log=lambda _: None)
+    assert float(row["own_mask_in_box"]) < 0.5 < 1.5 < float(row["sized_mask_in_box"])
+    assert row["verdict"] == "no training run"  # (d) is reported, not part of the verdict
+
+
 def test_mirrored_boxes_keep_size_and_distance_from_the_border():
     boxes = torch.tensor([[2.0, 4.0, 10.0, 20.0], [0.0, 0.0, 32.0, 32.0]])
     assert incentive.mirrored(boxes, 32).tolist() == [[22.0, 12.0, 30.0, 28.0],
@@ -223,6 +266,8 @@ def test_incentive_command_on_a_tiny_checkpoint(tmp_path):
     columns, rows = _csv(out.with_suffix(".csv"))
     assert {r["verdict"] for r in rows} <= {"passes", "no training run"}
     assert {r["partners"] for r in rows if r["objective"] == "co"} == {"prototype", "class"}
+    for r in rows:  # (d) where masks are distributions; complement's are soft, fixed's fixed
+        assert (r["sized_mask_in_box"] == "") == (r["objective"] in ("complement", "fixed"))
 
 
 def test_paired_views_crop_the_second_view_from_the_other_set(tmp_path):

@@ -12,8 +12,9 @@ box mirrored through the crop's centre (same size, same distance from the border
 and (c) masks optimised for that loss alone (free per-image mask logits, backbone and head
 frozen), with the optimised masks' mask-in-box and border share, and (d) the same optimisation
 with each mask kept at least as spread as its box mask (an entropy floor): where (c) finds a few
-cells off the object, (d) tells whether the object is still the best place of its size. (b) against (b') tells a loss
-that prefers the object from one that prefers any compact mask away from the border. ``fixed`` has no free
+cells off the object, (d) tells whether the object is still the best place of its size. (b)
+against (b') tells a loss that prefers the object from one that prefers any compact mask away
+from the border. ``fixed`` has no free
 mask: its own mutual-nearest-neighbour mask stands in (c). ``attend`` pools the *partner*: its
 masks and boxes are the partner's. An objective passes when its loss prefers the box to the
 uniform mask and its optimised mask gathers in the box (thresholds in the table's notes); one
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from benchmarks.common import RESULTS, metadata, write_table
 from benchmarks.data import clutter_images, default_clutter_root
 from solo_scaca.addon import objectives as obj
+from solo_scaca.addon.mechanism_metrics import mask_entropies
 from solo_scaca.evaluation.box_metrics import border_share, box_coverage, box_masks, mask_in_box
 
 # passes: box loss below uniform by at least this many nats, and optimised mask-in-box >= this
@@ -227,12 +229,6 @@ def reference_masks(name: str, views: Views, partner: torch.Tensor,
     return [box_masks(bx, views.image_size, (h, w)) for bx in boxes]
 
 
-def entropy(masks: torch.Tensor) -> torch.Tensor:
-    """Per mask (B x H x W distributions), its entropy in nats."""
-    p = masks.flatten(1)
-    return -(p * p.clamp_min(1e-12).log()).sum(dim=1)
-
-
 def own_masks(name: str, views: Views, partner: torch.Tensor, steps: int, lr: float,
               frozen: FrozenSwAV, keep: torch.Tensor,
               floor: Optional[List[torch.Tensor]] = None) -> List[torch.Tensor]:
@@ -254,7 +250,7 @@ def own_masks(name: str, views: Views, partner: torch.Tensor, steps: int, lr: fl
         masks = masks_of(logits)
         loss = objective_loss(name, frozen, views, masks, partner, keep)
         if floor is not None:
-            loss = loss + FLOOR_WEIGHT * sum(F.relu(f - entropy(m)).mean()
+            loss = loss + FLOOR_WEIGHT * sum(F.relu(f - mask_entropies(m)).mean()
                                              for f, m in zip(floor, masks))
         loss.backward()
         optimiser.step()
@@ -304,7 +300,7 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
             in_box, border = spatial_of(name, masks, views, partner)
             sized_in_box = ""
             if name in SIZED:
-                floor = [entropy(m) for m in reference_masks(name, views, partner, "box")]
+                floor = [mask_entropies(m) for m in reference_masks(name, views, partner, "box")]
                 sized = own_masks(name, views, partner, steps, lr, frozen, keep, floor)
                 sized_in_box = f"{spatial_of(name, sized, views, partner)[0]:.2f}"
             passes = (float(uniform - box) >= MIN_BOX_GAIN_NATS
@@ -416,7 +412,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"mask away from the border). sized_mask_in_box: (d), masks optimised as in (c) "
              f"but kept at least as spread as the box mask (an entropy floor, {FLOOR_WEIGHT:g} "
              f"nats of loss per nat below it): is the object the best place among masks of "
-             f"its size? (Reported, not part of the verdict.) `attend`: masks over the partner's locations, its box. "
+             f"its size? (Reported, not part of the verdict.) `attend`: masks over the "
+             f"partner's locations, its box. "
              f"`co`, `attend`: pairs counted are those kept (prototype: code argmax shared). "
              f"complement: lambda_bg {LAMBDA_BG}, lambda_area {LAMBDA_AREA}.")
     name = "incentive" if second is None else "incentive-paired"

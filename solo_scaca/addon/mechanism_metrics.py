@@ -10,15 +10,19 @@ from typing import Dict, Optional, Sequence
 import torch
 
 
+def mask_entropies(masks: torch.Tensor) -> torch.Tensor:
+    """Per mask (N x H x W distributions), its entropy in nats (differentiable)."""
+    flat = masks.flatten(1).float()
+    return -(flat * flat.clamp_min(1e-12).log()).sum(dim=1)
+
+
 @torch.no_grad()
 def mask_entropy(masks: torch.Tensor) -> torch.Tensor:
     """Mean entropy of the masks over ln(HW): 1 for a uniform mask, 0 for a one-hot one."""
-    flat = masks.flatten(1).float()
-    locations = flat.size(1)
+    locations = masks[0].numel()
     if locations < 2:
-        return flat.new_ones(())
-    entropy = -(flat * flat.clamp_min(1e-12).log()).sum(dim=1)
-    return (entropy / math.log(locations)).mean()
+        return masks.new_ones((), dtype=torch.float)
+    return (mask_entropies(masks) / math.log(locations)).mean()
 
 
 @torch.no_grad()

@@ -126,6 +126,29 @@ def test_single_seed_arms_are_compared_without_a_noise_verdict(tmp_path):
         "kNN-20 -2.00 (1 seed)")
 
 
+def test_byol_arms_default_to_one_seed_and_the_table_says_why(tmp_path):
+    """BYOL's arms get one seed unless --seeds asks more; the note gives BYOL's gains over
+    random init from the run files, and goes once a second seed lands."""
+    pairs = clutter.plan(clutter.PROFILES["clutter"]["cpu"], ["swav", "byol", "byol_lewel"])
+    assert [p for p in pairs if p[0] != "swav"] == [("byol", 0), ("byol_lewel", 0)]
+    assert ("byol", 2) in clutter.plan(clutter.PROFILES["clutter"]["cpu"], ["byol"], 3)
+    runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    keys = ("knn20_top1", "knn200_top1", "linear_top1", "clean_knn20_top1",
+            "clean_linear_top1", "maxboxacc")
+    for arm, seed, value in ((clutter.RANDOM_INIT, 0, 20.0), ("byol", 0, 22.5),
+                             ("byol_lewel", 0, 23.0)):
+        clutter.run_file_of(runs_dir, arm, seed).write_text(
+            json.dumps({"arm": arm, "seed": seed, **{k: value for k in keys}}))
+    table = clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
+    assert "BYOL does not learn at this budget (clutter kNN-20 +2.5 over random init" in (
+        table.read_text())
+    clutter.run_file_of(runs_dir, "byol", 1).write_text(
+        json.dumps({"arm": "byol", "seed": 1, **{k: 22.5 for k in keys}}))
+    table = clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
+    assert "does not learn" not in table.read_text()
+
+
 def test_the_profile_s_object_sides_make_and_name_the_clutter_set(tmp_path):
     import dataclasses
 

@@ -147,6 +147,11 @@ def test_byol_arms_default_to_one_seed_and_the_table_says_why(tmp_path):
         json.dumps({"arm": "byol", "seed": 1, **{k: 22.5 for k in keys}}))
     table = clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
     assert "does not learn" not in table.read_text()
+    clutter.run_file_of(runs_dir, "byol", 1).unlink()
+    clutter.run_file_of(runs_dir, "byol", 0).write_text(
+        json.dumps({"arm": "byol", "seed": 0, **{k: 26.0 for k in keys}}))
+    table = clutter.write_tables(tmp_path / "cpu", clutter.PROFILES["clutter"]["tiny"])
+    assert "`byol` learns here (clutter kNN-20 +6.0 over random init)" in table.read_text()
 
 
 def test_the_profile_s_object_sides_make_and_name_the_clutter_set(tmp_path):

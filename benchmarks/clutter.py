@@ -61,7 +61,7 @@ BASE_ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDi
 # BYOL's arms default to one seed: at the cpu profile's budget BYOL does not learn by the
 # campaign's own bar (clutter k-NN-20 LEARNS_KNN20 points over random init); the table says by
 # how much it misses
-ONE_SEED_ARMS = ("byol", "byol_lewel")
+ONE_SEED_ARMS = tuple(arm for arm, (*_, seeds) in BASE_ARMS.items() if seeds == 1)
 LEARNS_KNN20 = 5.0
 # every other CA objective beside its own uniform-mask control (one seed unless --seeds):
 # run the ones the incentive check passes with --arms
@@ -340,12 +340,12 @@ def one_seed_note(by_arm: Dict[str, List[Dict[str, Any]]]) -> str:
     byol, init = by_arm.get("byol", []), by_arm.get(RANDOM_INIT, [])
     if not byol or not init or any(len(by_arm.get(a, [])) > 1 for a in ONE_SEED_ARMS):
         return ""
-    gain = {k: stats.mean_std([r[k] for r in byol])[0] - init[0][k]
-            for k in ("knn20_top1", "clean_knn20_top1")}
+    gain = {k: byol[0][k] - init[0][k] for k in ("knn20_top1", "clean_knn20_top1")}
     if gain["knn20_top1"] >= LEARNS_KNN20:
         return (f" `byol` learns here (clutter kNN-20 {gain['knn20_top1']:+.1f} over random "
                 "init): run `--seeds 3` for BYOL's arms too.")
-    return (f" `byol` and `byol_lewel` have one seed: BYOL does not learn at this budget (clutter "
+    arms = " and ".join(f"`{a}`" for a in ONE_SEED_ARMS)
+    return (f" {arms} have one seed: BYOL does not learn at this budget (clutter "
             f"kNN-20 {gain['knn20_top1']:+.1f} over random init where the campaign asks "
             f"+{LEARNS_KNN20:.0f}, clean kNN-20 {gain['clean_knn20_top1']:+.1f}); `--seeds 3` "
             "adds the others.")

@@ -279,28 +279,27 @@ FLOOR_WEIGHT = 10.0
 def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], steps: int,
                    lr: float, seed: int,
                    log: Callable[[str], None] = print) -> List[Dict[str, object]]:
-    """One row per (objective, partners): losses at (a), (b), (c), the optimised masks' spatial
-    metrics and the verdict."""
+    """One row per (objective, partners): losses at (a), (b), (b'), (c), the optimised masks'
+    spatial metrics, (d)'s mask-in-box and the verdict."""
     rows = []
     for name in objectives:
         for pairing in (("prototype", "class") if name in PARTNERED else ("-",)):
             partner, keep = (partners_of(views, pairing, seed) if pairing != "-"
                              else (torch.arange(views.labels.numel()),
                                    torch.ones(views.labels.numel(), dtype=torch.bool)))
+            on_box = reference_masks(name, views, partner, "box")
             with torch.no_grad():
-                uniform = objective_loss(name, frozen, views,
-                                         reference_masks(name, views, partner, "uniform"),
-                                         partner, keep)
-                box, mirror = (objective_loss(name, frozen, views,
-                                              reference_masks(name, views, partner, kind),
-                                              partner, keep) for kind in ("box", "mirror"))
+                uniform, mirror = (objective_loss(name, frozen, views,
+                                                  reference_masks(name, views, partner, kind),
+                                                  partner, keep) for kind in ("uniform", "mirror"))
+                box = objective_loss(name, frozen, views, on_box, partner, keep)
             masks = own_masks(name, views, partner, steps, lr, frozen, keep)
             with torch.no_grad():
                 optimised = objective_loss(name, frozen, views, masks, partner, keep)
             in_box, border = spatial_of(name, masks, views, partner)
             sized_in_box = ""
             if name in SIZED:
-                floor = [mask_entropies(m) for m in reference_masks(name, views, partner, "box")]
+                floor = [mask_entropies(m) for m in on_box]
                 sized = own_masks(name, views, partner, steps, lr, frozen, keep, floor)
                 sized_in_box = f"{spatial_of(name, sized, views, partner)[0]:.2f}"
             passes = (float(uniform - box) >= MIN_BOX_GAIN_NATS

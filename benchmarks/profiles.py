@@ -232,11 +232,17 @@ def same_settings(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
 
 
 def parse_field(parser: argparse.ArgumentParser, profile: Profile, item: str) -> Dict[str, Any]:
-    """``FIELD=VALUE`` of ``--set`` as ``{field: value}`` of the field's type."""
+    """``FIELD=VALUE`` of ``--set`` as ``{field: value}`` of the field's type; a dotted key
+    (``augmentations.0.rrc.crop_min_scale=0.35``) is a Hydra override of the pretraining config,
+    replacing the profile's own override of that key."""
     key, sep, value = item.partition("=")
+    if sep and "." in key:
+        kept = tuple(o for o in profile.hydra_overrides if o.partition("=")[0] != key)
+        return {"hydra_overrides": (*kept, item)}
     fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "hydra_overrides")}
     if not sep or key not in fields:
-        parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)}, got {item!r}")
+        parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)} or a dotted "
+                     f"Hydra key, got {item!r}")
     current = getattr(profile, key)
     try:
         if isinstance(current, tuple):

@@ -332,9 +332,15 @@ def test_profile_fields_and_overrides_from_the_command_line(monkeypatch, capsys)
     monkeypatch.setattr(accuracy, "run_suite",
                         lambda profile_name, profile, *a, **k: seen.update(p=profile, k=k))
     accuracy.main(["--profile", "cpu", "--set", "lr=0.15", "--set", "crop_size=32", "--set",
-                   "seeds=0,1", "--set", "test_per_class=none", "--override",
+                   "seeds=0,1", "--set", "test_per_class=none", "--set",
+                   "augmentations.0.rrc.crop_min_scale=0.35", "--override",
                    "++method_kwargs.sk_epsilon=0.02", "--methods", "swav"])
     profile = seen["p"]
+    # a dotted --set replaces the profile's own override of that key
+    crop = [o for o in profile.hydra_overrides if "crop_min_scale" in o]
+    assert crop == ["augmentations.0.rrc.crop_min_scale=0.35"]
+    assert any("crop_min_scale=0.3" in o
+               for o in profiles.PROFILES["accuracy"]["cpu"].hydra_overrides)
     assert profile.lr == 0.15 and profile.crop_size == 32 and profile.seeds == (0, 1)
     assert profile.test_per_class is None and profile.epochs == profiles.PROFILES["accuracy"]["cpu"].epochs
     assert profile.hydra_overrides[-1] == "++method_kwargs.sk_epsilon=0.02"

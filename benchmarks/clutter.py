@@ -395,6 +395,12 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
              "the outer ring of map cells over its share (1 = uniform). LEWEL: mean over its "
              "alignment maps, and the map most on the object.")
     notes += one_seed_note(by_arm)
+    if loaded and "base_settings" in loaded[0]:
+        changed = profiles.changes(profiles.profile_from_settings(loaded[0]["base_settings"], ""),
+                                   PROFILES["clutter"].get(profile_dir.name, profile))
+        if changed:
+            notes += (" Settings changed from the profile (`--set`): "
+                      + ", ".join(f"`{c}`" for c in changed) + ".")
     machines = Counter(r.get("machine", "unknown") for group in by_arm.values() for r in group)
     notes += " Runs trained on: " + "; ".join(f"{m} ({n})" for m, n in machines.items()) + "."
     return write_table("clutter", "Clutter: can looking somewhere pay?", rows, columns,

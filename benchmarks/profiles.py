@@ -186,10 +186,10 @@ CLUTTER: Dict[str, Profile] = {
              "(results/cpu-clutter-probes/; clutter kNN-20 over random init): 14-22 px "
              "objects, 8 epochs at lr 0.15: +1.5; 14-22 px, 16 epochs at lr 0.6: +2.3; 18-26 "
              "px, 16 epochs at lr 0.6, crops of at least 20%: +3.5, and +3.8 over 3 seeds "
-             "(results/cpu-clutter-crops-0.2/); the same with 24 epochs: see its probe; with "
-             "crops of at least 35% (both views more often hold the object): +5.6 (25.6% "
-             "against 20.0%), at the same cost (76 min of pretraining beside another run on a "
-             "2-core AMD EPYC, ~35 min alone). 500 training objects per class (5000 canvases) "
+             "(results/cpu-clutter-crops-0.2/); with crops of at least 35% (both views more "
+             "often hold the object): +5.6 (25.6% "
+             "against 20.0%; one seed), at the same cost (16 epochs of swav: 31 min of pretraining "
+             "alone on a 2-core AMD EPYC, 76 min beside another run). 500 training objects per class (5000 canvases) "
              "and the 10,000 test objects on their canvases; clean CIFAR-10: the first 500 "
              "training images per class and the whole test split."),
         clutter_min_side=18, clutter_max_side=26,
@@ -218,6 +218,15 @@ RENAMED = {"extra": "hydra_overrides"}
 def current_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
     """A run file's settings under today's field names, later fields at their old value."""
     return {**LATER_FIELDS, **{RENAMED.get(k, k): v for k, v in settings.items()}}
+
+
+def changes(profile: Profile, base: Profile) -> List[str]:
+    """``FIELD=VALUE`` of every setting in which ``profile`` differs from ``base`` (seeds aside;
+    Hydra overrides as themselves): what ``--set`` changed, for a table's note."""
+    fields = [f.name for f in dataclasses.fields(Profile)
+              if f.name not in ("why", "seeds", "hydra_overrides")]
+    return ([f"{k}={getattr(profile, k)}" for k in fields if getattr(profile, k) != getattr(base, k)]
+            + [o for o in profile.hydra_overrides if o not in base.hydra_overrides])
 
 
 def profile_from_settings(settings: Dict[str, Any], why: str) -> Profile:

@@ -126,6 +126,30 @@ def test_single_seed_arms_are_compared_without_a_noise_verdict(tmp_path):
         "kNN-20 -2.00 (1 seed)")
 
 
+def test_the_table_names_what_set_changed_from_the_profile(tmp_path):
+    """Run files measured with ``--set`` (a field, a dotted Hydra key) are not described by the
+    profile's own text alone: the note names each change."""
+    import dataclasses
+
+    from benchmarks import profiles
+
+    tiny = clutter.PROFILES["clutter"]["tiny"]
+    probe = dataclasses.replace(tiny, epochs=3, hydra_overrides=(
+        *tiny.hydra_overrides[:-1], "augmentations.0.rrc.crop_min_scale=0.35"))
+    runs_dir = tmp_path / "tiny" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    run = {"arm": "swav", "seed": 0, "base_settings": profiles.settings_of(probe),
+           **{k: 30.0 for k in ("knn20_top1", "knn200_top1", "linear_top1",
+                                "clean_knn20_top1", "clean_linear_top1", "maxboxacc")}}
+    clutter.run_file_of(runs_dir, "swav", 0).write_text(json.dumps(run))
+    text = clutter.write_tables(tmp_path / "tiny", tiny).read_text()
+    assert ("Settings changed from the profile (`--set`): `epochs=3`, "
+            "`augmentations.0.rrc.crop_min_scale=0.35`.") in text
+    run["base_settings"] = profiles.settings_of(tiny)
+    clutter.run_file_of(runs_dir, "swav", 0).write_text(json.dumps(run))
+    assert "Settings changed" not in clutter.write_tables(tmp_path / "tiny", tiny).read_text()
+
+
 def test_byol_arms_default_to_one_seed_and_the_table_says_why(tmp_path):
     """BYOL's arms get one seed unless --seeds asks more; the note gives BYOL's gains over
     random init from the run files, and goes once a second seed lands."""

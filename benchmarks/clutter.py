@@ -58,9 +58,9 @@ BASE_ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...], int]]" = OrderedDi
     ("byol", ("byol", "byol", (), 1)),
     ("byol_lewel", ("byol_lewel", "byol", (), 1)),
 ])
-# BYOL's arms default to one seed: at the cpu profile's budget BYOL does not learn by the
-# campaign's own bar (clutter k-NN-20 LEARNS_KNN20 points over random init); the table says by
-# how much it misses
+# BYOL's arms default to one seed: at the cpu profile's budget (with 20% crops) BYOL did not learn
+# by the campaign's own bar (clutter k-NN-20 LEARNS_KNN20 points over random init); the table
+# says by how much it misses, or that it learns
 ONE_SEED_ARMS = tuple(arm for arm, (*_, seeds) in BASE_ARMS.items() if seeds == 1)
 LEARNS_KNN20 = 5.0
 # every other CA objective beside its own uniform-mask control (one seed unless --seeds):

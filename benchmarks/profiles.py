@@ -67,6 +67,12 @@ class Profile:
         ]
 
 
+def with_override(overrides: Tuple[str, ...], item: str) -> Tuple[str, ...]:
+    """Hydra ``overrides`` with ``item`` (``key=value``) replacing any override of its key."""
+    key = item.partition("=")[0]
+    return (*(o for o in overrides if o.partition("=")[0] != key), item)
+
+
 ACCURACY: Dict[str, Profile] = {
     # 2-core CPU, about 75 minutes for 6 runs. Measured on this 2-core machine while it was
     # quiet (a probe run of swav, 8 epochs): 74-88 s per epoch (62 steps), 623 s of
@@ -187,14 +193,15 @@ CLUTTER: Dict[str, Profile] = {
              "objects, 8 epochs at lr 0.15: +1.5; 14-22 px, 16 epochs at lr 0.6: +2.3; 18-26 "
              "px, 16 epochs at lr 0.6, crops of at least 20%: +3.5, and +3.8 over 3 seeds "
              "(results/cpu-clutter-crops-0.2/); with crops of at least 35% (both views more "
-             "often hold the object): +5.6 (25.6% "
-             "against 20.0%; one seed), at the same cost (16 epochs of swav: 31 min of pretraining "
-             "alone on a 2-core AMD EPYC, 76 min beside another run). 500 training objects per class (5000 canvases) "
-             "and the 10,000 test objects on their canvases; clean CIFAR-10: the first 500 "
-             "training images per class and the whole test split."),
+             "often hold the object): +5.6 (25.6% against 20.0%; one seed), at the same cost "
+             "(16 epochs of swav: 31 min of pretraining alone on a 2-core AMD EPYC, 76 min "
+             "beside another run). 500 training objects per class (5000 canvases) and the "
+             "10,000 test objects on their canvases; clean CIFAR-10: the first 500 training "
+             "images per class and the whole test split."),
         clutter_min_side=18, clutter_max_side=26,
         epochs=16, lr=0.6, test_per_class=1000,
-        hydra_overrides=(*SPATIAL_AUGMENTATION[:-1], "augmentations.0.rrc.crop_min_scale=0.35")),
+        hydra_overrides=with_override(SPATIAL_AUGMENTATION,
+                                      "augmentations.0.rrc.crop_min_scale=0.35")),
     "tiny": dataclasses.replace(CONTROLS["tiny"], seeds=(0,), test_per_class=4),
 }
 
@@ -225,7 +232,8 @@ def changes(profile: Profile, base: Profile) -> List[str]:
     Hydra overrides as themselves): what ``--set`` changed, for a table's note."""
     fields = [f.name for f in dataclasses.fields(Profile)
               if f.name not in ("why", "seeds", "hydra_overrides")]
-    return ([f"{k}={getattr(profile, k)}" for k in fields if getattr(profile, k) != getattr(base, k)]
+    return ([f"{k}={getattr(profile, k)}" for k in fields
+             if getattr(profile, k) != getattr(base, k)]
             + [o for o in profile.hydra_overrides if o not in base.hydra_overrides])
 
 
@@ -248,8 +256,7 @@ def parse_field(parser: argparse.ArgumentParser, profile: Profile, item: str) ->
     replacing the profile's own override of that key."""
     key, sep, value = item.partition("=")
     if sep and "." in key:
-        kept = tuple(o for o in profile.hydra_overrides if o.partition("=")[0] != key)
-        return {"hydra_overrides": (*kept, item)}
+        return {"hydra_overrides": with_override(profile.hydra_overrides, item)}
     fields = {f.name: f for f in dataclasses.fields(Profile) if f.name not in ("why", "hydra_overrides")}
     if not sep or key not in fields:
         parser.error(f"--set takes FIELD=VALUE with FIELD one of {sorted(fields)} or a dotted "

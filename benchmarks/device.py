@@ -55,6 +55,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import device_payload as payload
 from benchmarks.common import metadata
+# the controls' augmentation (the clutter cpu profile's crops differ: sized for 16 CPU epochs,
+# where a GPU budget trains far longer)
+from benchmarks.profiles import SPATIAL_AUGMENTATION
 
 REPO = payload.REPO
 STAGES = ("throughput", "overhead", "campaign")
@@ -72,13 +75,6 @@ ARMS: "OrderedDict[str, Tuple[str, str, Tuple[str, ...]]]" = OrderedDict([
 ])
 # the positive control and its base run where place can pay only: not on CIFAR-10
 CLUTTER_ONLY = ("byol", "byol_lewel")
-# the controls' (benchmarks/profiles.py); the clutter cpu profile takes crops of at least 35%
-# instead, sized for its 16 CPU epochs, where a GPU budget trains far longer
-SPATIAL_AUGMENTATION = (
-    "augmentations.0.color_jitter.brightness=0.4", "augmentations.0.color_jitter.contrast=0.4",
-    "augmentations.0.color_jitter.saturation=0.4", "augmentations.0.color_jitter.hue=0.1",
-    "augmentations.0.gaussian_blur.prob=0.0", "augmentations.0.rrc.crop_min_scale=0.2",
-)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,8 +134,8 @@ def test_the_table_names_what_set_changed_from_the_profile(tmp_path):
     from benchmarks import profiles
 
     tiny = clutter.PROFILES["clutter"]["tiny"]
-    probe = dataclasses.replace(tiny, epochs=3, hydra_overrides=(
-        *tiny.hydra_overrides[:-1], "augmentations.0.rrc.crop_min_scale=0.35"))
+    probe = dataclasses.replace(tiny, epochs=3, hydra_overrides=profiles.with_override(
+        tiny.hydra_overrides, "augmentations.0.rrc.crop_min_scale=0.35"))
     runs_dir = tmp_path / "tiny" / clutter.RUNS_DIR
     runs_dir.mkdir(parents=True)
     run = {"arm": "swav", "seed": 0, "base_settings": profiles.settings_of(probe),

@@ -248,8 +248,8 @@ def cifar_and_clutter(tmp_path_factory):
 
 
 def spatial_augmentations(crop_size=32):
-    """The controls' and clutter campaign's augmentation (profiles' SPATIAL_AUGMENTATION on the
-    custom config's symmetric pipeline: 2 crops)."""
+    """The controls' augmentation (profiles' SPATIAL_AUGMENTATION, on the custom config's
+    symmetric pipeline: 2 crops; the clutter cpu profile's crops are 35% instead)."""
     aug = swav_augmentations(crop_size)[0]
     aug.rrc.crop_min_scale = 0.2
     aug.color_jitter.saturation = 0.4

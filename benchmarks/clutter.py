@@ -18,12 +18,14 @@ alignment map). Result files resume as in ``controls`` (one per arm and seed; a 
 during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (mean +- std over
 seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control)
 and a mask grid per spatial arm (``clutter-masks-<arm>-seed<S>.png``); ``--pending`` says what
-is left and how long it took so far.
+is left and how long it took so far, ``--within MINUTES`` starts only the runs that fit in that
+time (by the same estimates: a run cut by the end of a machine's session is lost).
 The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=O,ca_mask=uniform``
 (one seed unless ``--seeds``) train the other CA objectives that pass ``benchmarks incentive``.
 """
 
 import json
+import time
 from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -200,14 +202,31 @@ def pending_pairs(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[Tupl
             or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
 
 
-def pending_lines(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[str]:
-    """What is left of a campaign, one line per (arm, seed), with the mean wall time of its
-    arm's finished runs (on their own machines: an estimate), and the total."""
+def finished_walls(runs_dir: Path) -> Dict[str, List[float]]:
+    """The wall seconds of each arm's finished runs (on their own machines; random init, only
+    evaluated, is none)."""
     walls: Dict[str, List[float]] = {}
     for path in sorted(runs_dir.glob("*.json")) if runs_dir.is_dir() else []:
         run = json.loads(path.read_text())
-        if "clean_knn20_top1" in run and "wall_s" in run:
+        if "clean_knn20_top1" in run and "wall_s" in run and run.get("arm") != RANDOM_INIT:
             walls.setdefault(run["arm"], []).append(run["wall_s"])
+    return walls
+
+
+def estimated_s(walls: Dict[str, List[float]], arm: str) -> Optional[float]:
+    """Seconds one more run of ``arm`` may take, for ``--within``: the mean of its finished
+    runs; an arm never run, 1.25 x the slowest arm's mean (LEWEL's epochs take ~1.15 x
+    SwAV's); None when nothing has run."""
+    means = {a: sum(w) / len(w) for a, w in walls.items() if w}
+    if arm in means:
+        return means[arm]
+    return 1.25 * max(means.values()) if means else None
+
+
+def pending_lines(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[str]:
+    """What is left of a campaign, one line per (arm, seed), with the mean wall time of its
+    arm's finished runs (on their own machines: an estimate), and the total."""
+    walls = finished_walls(runs_dir)
     lines, total, unknown = [], 0.0, 0
     for arm, seed in pending_pairs(runs_dir, pairs):
         if walls.get(arm):
@@ -261,8 +280,12 @@ def prepare(profile: profiles.Profile, data_root: Path, cifar_dir: Path) -> Dict
 def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root: Path,
               cifar_dir: Path, work_dir: Path, arms: Sequence[str], seeds: Optional[int] = None,
               only: Sequence[Tuple[str, int]] = (), jobs: int = 1,
-              child_argv: Sequence[str] = (), tables: bool = True) -> Optional[Path]:
-    """Runs the missing (arm, seed) pairs (``only``: just these), then writes the table."""
+              child_argv: Sequence[str] = (), tables: bool = True,
+              within_min: Optional[float] = None) -> Optional[Path]:
+    """Runs the missing (arm, seed) pairs (``only``: just these), then writes the table;
+    ``within_min``: starts a run only where its estimate (``estimated_s``) fits in the minutes
+    left, so that a session's stop does not cut it (the others stay pending)."""
+    deadline = None if within_min is None else time.time() + 60 * within_min
     runs_dir = out / profile_name / RUNS_DIR
     settings = profiles.settings_of(profile)
     check_settings(runs_dir, settings, profile_name, "pass another --out")
@@ -287,6 +310,12 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
                      module="benchmarks.clutter")
         pending = []
     for i, (arm, seed) in enumerate(pending, 1):
+        need = estimated_s(finished_walls(runs_dir), arm) if deadline is not None else None
+        if need is not None and time.time() + need > deadline:
+            print(f"[clutter] {i}/{len(pending)} {arm} seed {seed}: not started, its estimate "
+                  f"(~{need / 60:.0f} min) exceeds the {(deadline - time.time()) / 60:.0f} min "
+                  "left of --within", flush=True)
+            continue
         print(f"[clutter] {i}/{len(pending)} {arm} seed {seed}: start", flush=True)
         r = run_arm(profile_name, profile, arm, seed, paths, work_dir, runs_dir)
         print(f"[clutter] {arm} seed {seed}: clutter kNN-20 {r['knn20_top1']:.2f}%, linear "
@@ -424,14 +453,20 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
     parser.add_argument("--pending", action="store_true",
                         help="print the runs still to do and an estimate of their time; run "
                              "nothing")
+    parser.add_argument("--within", type=float, default=None, metavar="MINUTES",
+                        help="start a pending run only where its estimate (its arm's finished "
+                             "runs' mean wall time) fits in the minutes left: a run cut by a "
+                             "stop is lost; the others stay pending (one run at a time)")
     request = parse_campaign(parser, argv, "clutter", "clutter", list(ARMS), "ARM")
+    if request.args.within is not None and (request.args.within <= 0 or request.args.jobs > 1):
+        parser.error("--within takes minutes > 0 and runs one at a time (no --jobs)")
     if request.args.pending:
         name, profile, out = request.where()[:3]
         pairs = request.only or plan(profile, request.args.arms, request.args.seeds)
         print("\n".join(pending_lines(out / name / RUNS_DIR, pairs)))
         return None
     return run_suite(*request.where(), request.args.arms, request.args.seeds,
-                     only=request.only, **request.how())
+                     only=request.only, within_min=request.args.within, **request.how())
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from benchmarks import clutter, incentive
+from benchmarks import clutter, incentive, profiles
 from benchmarks import data as bench_data
 from benchmarks.__main__ import main as bench_main
+from benchmarks.campaign import RANDOM_INIT
 from benchmarks.tiny_models import make_tiny_checkpoint
 from solo_scaca.addon.mechanism_metrics import mask_entropies
 from solo_scaca.data.clutter import generate_clutter
@@ -384,3 +385,33 @@ def test_pending_lists_what_is_left_with_each_arm_s_time(tmp_path, capsys):
     assert not any(line.startswith("swav seed 0") or line.startswith("swav seed 1")
                    for line in lines)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no table, no report
+
+
+def test_within_starts_only_the_runs_whose_estimate_fits(tmp_path, monkeypatch, capsys):
+    """``--within``: a run starts only where its arm's mean wall time (an arm never run: 1.25 x
+    the slowest arm's; random init, only evaluated, does not count) fits in the time left."""
+    profile = profiles.PROFILES["clutter"]["cpu"]
+    runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
+    runs_dir.mkdir(parents=True)
+    for arm, wall in (("swav", 1800.0), ("swav_lewel", 3000.0), (RANDOM_INIT, 9000.0)):
+        clutter.run_file_of(runs_dir, arm, 0).write_text(json.dumps(
+            {"arm": arm, "seed": 0, "knn20_top1": 1.0, "clean_knn20_top1": 1.0, "wall_s": wall,
+             "base_settings": profiles.settings_of(profile)}))
+    assert clutter.estimated_s(clutter.finished_walls(runs_dir), "byol") == 1.25 * 3000.0
+    assert clutter.estimated_s({}, "swav") is None
+    started = []
+    monkeypatch.setattr(clutter, "prepare", lambda *args: {})
+    monkeypatch.setattr(clutter, "run_arm", lambda name, prof, arm, seed, *args: started.append(
+        (arm, seed)) or dict.fromkeys(("knn20_top1", "linear_top1", "clean_knn20_top1",
+                                        "maxboxacc"), 0.0))
+    clutter.run_suite("cpu", profile, tmp_path, tmp_path, tmp_path, tmp_path, [],
+                      only=[("swav_lewel", 1), ("swav", 1), ("byol", 0)], tables=False,
+                      within_min=40)
+    assert started == [("swav", 1)]
+    out = capsys.readouterr().out
+    assert "1/3 swav_lewel seed 1: not started, its estimate (~50 min) exceeds" in out
+    assert "3/3 byol seed 0: not started, its estimate (~62 min)" in out
+    with pytest.raises(SystemExit):
+        bench_main(["clutter", "--profile", "cpu", "--out", str(tmp_path), "--within", "60",
+                    "--jobs", "2"])
+    assert "--within takes minutes > 0 and runs one at a time" in capsys.readouterr().err

@@ -41,7 +41,7 @@ from solo_scaca.evaluation.box_metrics import border_share, box_coverage, box_ma
 MIN_BOX_GAIN_NATS = 0.01
 MIN_OPTIMISED_IN_BOX = 1.2
 LAMBDA_BG, LAMBDA_AREA = 1.0, 0.1  # the complement objective's weights (its defaults)
-CROP_SCALE, CROP_RATIO = (0.2, 1.0), (3 / 4, 4 / 3)  # the clutter profile's crops
+CROP_RATIO = (3 / 4, 4 / 3)  # the host's random resized crop (the scale: the checkpoint's)
 
 
 @dataclasses.dataclass
@@ -56,25 +56,26 @@ class Views:
 
 
 def crop_with_box(image: torch.Tensor, box: Sequence[float], size: int,
+                  scale: Tuple[float, float],
                   generator: torch.Generator) -> Tuple[torch.Tensor, Tuple[float, ...]]:
     """A random resized crop and flip (``random_crop``) that keeps at least one map cell's
     area (an eighth of the side, squared) of the object's box; the whole image after 20
     tries. The check is about where the object is, so a crop must hold some of it."""
     for _ in range(20):
-        crop, moved = random_crop(image, box, size, generator)
+        crop, moved = random_crop(image, box, size, scale, generator)
         if (moved[2] - moved[0]) * (moved[3] - moved[1]) >= (size / 8) ** 2:
             return crop, moved
-    return random_crop(image, box, size, generator, whole=True)
+    return random_crop(image, box, size, scale, generator, whole=True)
 
 
 def random_crop(image: torch.Tensor, box: Sequence[float], size: int,
-                generator: torch.Generator,
+                scale: Tuple[float, float], generator: torch.Generator,
                 whole: bool = False) -> Tuple[torch.Tensor, Tuple[float, ...]]:
-    """A random resized crop (CROP_SCALE, CROP_RATIO; ``whole``: the image) and flip of a
-    C x S x S image, resized to ``size``, and the box moved with it (clipped to the crop)."""
+    """A random resized crop (area share in ``scale``, CROP_RATIO; ``whole``: the image) and
+    flip of a C x S x S image, resized to ``size``, and the box moved with it (clipped)."""
     _, h, w = image.shape
     for _ in range(10):
-        area = h * w * float(torch.empty(1).uniform_(*CROP_SCALE, generator=generator))
+        area = h * w * float(torch.empty(1).uniform_(*scale, generator=generator))
         log_r = torch.empty(1).uniform_(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]),
                                         generator=generator)
         ratio = math.exp(float(log_r))
@@ -125,10 +126,11 @@ class FrozenSwAV:
 
 
 def make_views(frozen: FrozenSwAV, images: torch.Tensor, boxes: torch.Tensor,
-               labels: torch.Tensor, size: int, seed: int,
+               labels: torch.Tensor, size: int, scale: Tuple[float, float], seed: int,
                second: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Views:
-    """Two crops of every image (normalised as the host does), their maps and codes; with
-    ``second`` (images, boxes), the second view is cropped from those canvases."""
+    """Two crops of every image (area share in ``scale``, normalised as the host does), their
+    maps and codes; with ``second`` (images, boxes), the second view is cropped from those
+    canvases."""
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
@@ -137,7 +139,7 @@ def make_views(frozen: FrozenSwAV, images: torch.Tensor, boxes: torch.Tensor,
     fmaps, codes, view_boxes = [], [], []
     for view in range(2):
         canvases, canvas_boxes = second if view == 1 and second is not None else (images, boxes)
-        crops, moved = zip(*(crop_with_box(img, box.tolist(), size, generator)
+        crops, moved = zip(*(crop_with_box(img, box.tolist(), size, scale, generator)
                              for img, box in zip(canvases, canvas_boxes)))
         fmap = frozen.fmap((torch.stack(crops) - mean) / std)
         fmaps.append(fmap)
@@ -321,8 +323,9 @@ def incentive_rows(frozen: FrozenSwAV, views: Views, objectives: Sequence[str], 
     return rows
 
 
-def load_swav(ckpt: Path) -> Tuple[torch.nn.Module, str, int]:
-    """The whole SwAV model of a pretraining checkpoint, its backbone name and crop size."""
+def load_swav(ckpt: Path) -> Tuple[torch.nn.Module, str, int, Tuple[float, float]]:
+    """The whole SwAV model of a pretraining checkpoint, its backbone name, crop size and
+    crops' area share (its training's: the views of the check are the views it learned on)."""
     from omegaconf import OmegaConf
     from solo.methods import METHODS
 
@@ -337,7 +340,9 @@ def load_swav(ckpt: Path) -> Tuple[torch.nn.Module, str, int]:
     model = METHODS[args["method"]](OmegaConf.create(args))
     state = checkpoint["state_dict"]
     model.load_state_dict({k: v for k, v in state.items() if k != "queue"}, strict=False)
-    return model, args["backbone"]["name"], args["augmentations"][0]["crop_size"]
+    augmentation = args["augmentations"][0]
+    return (model, args["backbone"]["name"], augmentation["crop_size"],
+            (augmentation["rrc"]["crop_min_scale"], augmentation["rrc"]["crop_max_scale"]))
 
 
 def default_checkpoint() -> Optional[Path]:
@@ -377,7 +382,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         parser.error("no --ckpt given and no clutter swav seed-0 checkpoint on this machine: run "
                      "`python3 -m benchmarks clutter --profile cpu` first")
     torch.manual_seed(args.seed)
-    model, backbone, size = load_swav(ckpt)
+    model, backbone, size, scale = load_swav(ckpt)
     frozen = FrozenSwAV(model, backbone)
     images, boxes, labels = clutter_images(args.clutter, args.images, size)
     second = None if args.pair_with is None else paired_images(args.clutter, args.pair_with,
@@ -386,7 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     num_codes = 0
     for start in range(0, len(images), args.batch):
         part = slice(start, start + args.batch)
-        views = make_views(frozen, images[part], boxes[part], labels[part], size,
+        views = make_views(frozen, images[part], boxes[part], labels[part], size, scale,
                            args.seed + start,
                            None if second is None else (second[0][part], second[1][part]))
         num_codes = views.codes[0].shape[1]
@@ -399,7 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"(another background: the object is all the views share)")
     notes = (f"Frozen checkpoint `{ckpt.name}` ({backbone}, {size} px); {len(images)} clutter "
              f"test images of `{args.clutter.name}` in Sinkhorn batches of {args.batch}, "
-             f"{views} (scale {CROP_SCALE}, flips; no colour jitter; each crop keeps at least "
+             f"{views} (scale {scale}, the checkpoint's own; flips; no colour jitter; each crop keeps at least "
              f"one map cell's area of the object); (c) {args.steps} Adam steps at lr "
              f"{args.lr} on free mask logits. Losses in nats (ln K = "
              f"{math.log(num_codes):.2f}), "

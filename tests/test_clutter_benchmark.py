@@ -328,16 +328,18 @@ def test_paired_views_crop_the_second_view_from_the_other_set(tmp_path):
     """``--pair-with``: the second view of each image is a crop of the other set's canvas (here
     blank canvases, so every second view's map is the same); the first view is unchanged."""
     ckpt = make_tiny_checkpoint(tmp_path / "swav" / "model.ckpt", "swav")
-    model, backbone, size = incentive.load_swav(ckpt)
+    model, backbone, size, scale = incentive.load_swav(ckpt)
+    rrc = json.loads((ckpt.parent / "args.json").read_text())["augmentations"][0]["rrc"]
+    assert scale == (rrc["crop_min_scale"], rrc["crop_max_scale"])  # its training's crops
     frozen = incentive.FrozenSwAV(model, backbone)
     images = torch.rand(4, 3, size, size)
     boxes = torch.tensor([[4.0, 4.0, 20.0, 20.0]] * 4)
     labels = torch.arange(4)
-    alone = incentive.make_views(frozen, images, boxes, labels, size, seed=0)
-    same = incentive.make_views(frozen, images, boxes, labels, size, 0, (images, boxes))
+    alone = incentive.make_views(frozen, images, boxes, labels, size, scale, seed=0)
+    same = incentive.make_views(frozen, images, boxes, labels, size, scale, 0, (images, boxes))
     for a, b in zip(alone.fmaps, same.fmaps):
         assert torch.equal(a, b)
-    blank = incentive.make_views(frozen, images, boxes, labels, size, 0,
+    blank = incentive.make_views(frozen, images, boxes, labels, size, scale, 0,
                                  (torch.zeros_like(images), boxes))
     assert torch.equal(blank.fmaps[0], alone.fmaps[0])
     second = blank.fmaps[1].flatten(1)

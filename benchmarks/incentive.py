@@ -404,9 +404,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
              f"(another background: the object is all the views share)")
     notes = (f"Frozen checkpoint `{ckpt.name}` ({backbone}, {size} px); {len(images)} clutter "
              f"test images of `{args.clutter.name}` in Sinkhorn batches of {args.batch}, "
-             f"{views} (scale {scale}, the checkpoint's own; flips; no colour jitter; each crop keeps at least "
-             f"one map cell's area of the object); (c) {args.steps} Adam steps at lr "
-             f"{args.lr} on free mask logits. Losses in nats (ln K = "
+             f"{views} (scale {scale}, the checkpoint's own; flips; no colour jitter; each "
+             f"crop keeps at least one map cell's area of the object); (c) {args.steps} Adam "
+             f"steps at lr {args.lr} on free mask logits. Losses in nats (ln K = "
              f"{math.log(num_codes):.2f}), "
              f"averaged over batches. An objective passes when the box mask lowers its loss by "
              f">= {MIN_BOX_GAIN_NATS} nats and its optimised mask's mask-in-box is >= "

@@ -19,7 +19,7 @@ during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (
 seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control)
 and a mask grid per spatial arm (``clutter-masks-<arm>-seed<S>.png``); ``--pending`` says what
 is left and how long it took so far, ``--within MINUTES`` starts only the runs that fit in that
-time (by the same estimates: a run cut by the end of a machine's session is lost).
+time (by the same estimates: a run cut when its machine goes away is lost).
 The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=O,ca_mask=uniform``
 (one seed unless ``--seeds``) train the other CA objectives that pass ``benchmarks incentive``.
 """
@@ -284,7 +284,7 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
               within_min: Optional[float] = None) -> Optional[Path]:
     """Runs the missing (arm, seed) pairs (``only``: just these), then writes the table;
     ``within_min``: starts a run only where its estimate (``estimated_s``) fits in the minutes
-    left, so that a session's stop does not cut it (the others stay pending)."""
+    left, so that no run is cut when its machine goes away (the others stay pending)."""
     deadline = None if within_min is None else time.time() + 60 * within_min
     runs_dir = out / profile_name / RUNS_DIR
     settings = profiles.settings_of(profile)

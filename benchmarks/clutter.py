@@ -19,7 +19,8 @@ during its extra evaluation gets only that redone). Writes ``clutter.md/.csv`` (
 seeds, t-tests against the base method and against the arm's own ``ca_mask=uniform`` control)
 and a mask grid per spatial arm (``clutter-masks-<arm>-seed<S>.png``); ``--pending`` says what
 is left and how long it took so far, ``--within MINUTES`` starts only the runs that fit in that
-time (by the same estimates: a run cut when its machine goes away is lost).
+time (by the same estimates). A run cut when its machine goes away resumes from its last epoch
+checkpoint (under ``--work-dir``) where that folder survives; both count only its epochs left.
 The default arms are the base comparison; ``ca_objective=O`` and ``ca_objective=O,ca_mask=uniform``
 (one seed unless ``--seeds``) train the other CA objectives that pass ``benchmarks incentive``.
 """
@@ -223,20 +224,32 @@ def estimated_s(walls: Dict[str, List[float]], arm: str) -> Optional[float]:
     return 1.25 * max(means.values()) if means else None
 
 
-def pending_lines(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[str]:
+def epochs_done(work_dir: Path, profile_name: str, arm: str, seed: int) -> int:
+    """Epochs of (arm, seed) checkpointed under the work folder: an interrupted run resumes
+    after them."""
+    return runs.epochs_done(runs.run_dir(work_dir / slug(arm), profile_name, ARMS[arm][0], seed))
+
+
+def pending_lines(runs_dir: Path, pairs: Sequence[Tuple[str, int]],
+                  done: Optional[Dict[Tuple[str, int], int]] = None, epochs: int = 1
+                  ) -> List[str]:
     """What is left of a campaign, one line per (arm, seed), with the mean wall time of its
-    arm's finished runs (on their own machines: an estimate), and the total."""
+    arm's finished runs (on their own machines: an estimate) scaled to the epochs left of
+    ``epochs`` (``done``: epochs checkpointed per pair), and the total."""
     walls = finished_walls(runs_dir)
     lines, total, unknown = [], 0.0, 0
     for arm, seed in pending_pairs(runs_dir, pairs):
+        finished = (done or {}).get((arm, seed), 0)
+        resumes = f"; {finished}/{epochs} epochs checkpointed" if finished else ""
         if walls.get(arm):
-            minutes = sum(walls[arm]) / len(walls[arm]) / 60
+            minutes = sum(walls[arm]) / len(walls[arm]) / 60 * max(1 - finished / epochs, 0)
             total += minutes
             lines.append(f"{arm} seed {seed}: ~{minutes:.0f} min (mean of {len(walls[arm])} "
-                         "finished)")
+                         f"finished{resumes})")
         else:
             unknown += 1
-            lines.append(f"{arm} seed {seed}: no finished run of this arm to estimate from")
+            lines.append(f"{arm} seed {seed}: no finished run of this arm to estimate from"
+                         + (f" ({resumes[2:]})" if resumes else ""))
     lines.append(f"{len(lines)} runs pending, ~{total / 60:.1f} h"
                  + (f" plus {unknown} without an estimate" if unknown else "")
                  if lines else "nothing pending")
@@ -311,6 +324,8 @@ def run_suite(profile_name: str, profile: profiles.Profile, out: Path, data_root
         pending = []
     for i, (arm, seed) in enumerate(pending, 1):
         need = estimated_s(finished_walls(runs_dir), arm) if deadline is not None else None
+        if need is not None:  # a run resumed after its checkpointed epochs
+            need *= max(1 - epochs_done(work_dir, profile_name, arm, seed) / profile.epochs, 0)
         if need is not None and time.time() + need > deadline:
             print(f"[clutter] {i}/{len(pending)} {arm} seed {seed}: not started, its estimate "
                   f"(~{need / 60:.0f} min) exceeds the {(deadline - time.time()) / 60:.0f} min "
@@ -455,15 +470,16 @@ def main(argv: Optional[Sequence[str]] = None) -> Optional[Path]:
                              "nothing")
     parser.add_argument("--within", type=float, default=None, metavar="MINUTES",
                         help="start a pending run only where its estimate (its arm's finished "
-                             "runs' mean wall time) fits in the minutes left: a run cut by a "
-                             "stop is lost; the others stay pending (one run at a time)")
+                             "runs' mean wall time, for the epochs it has left) fits in the "
+                             "minutes left; the others stay pending (one run at a time)")
     request = parse_campaign(parser, argv, "clutter", "clutter", list(ARMS), "ARM")
     if request.args.within is not None and (request.args.within <= 0 or request.args.jobs > 1):
         parser.error("--within takes minutes > 0 and runs one at a time (no --jobs)")
     if request.args.pending:
-        name, profile, out = request.where()[:3]
+        name, profile, out, _, _, work_dir = request.where()
         pairs = request.only or plan(profile, request.args.arms, request.args.seeds)
-        print("\n".join(pending_lines(out / name / RUNS_DIR, pairs)))
+        done = {(arm, seed): epochs_done(work_dir, name, arm, seed) for arm, seed in pairs}
+        print("\n".join(pending_lines(out / name / RUNS_DIR, pairs, done, profile.epochs)))
         return None
     return run_suite(*request.where(), request.args.arms, request.args.seeds,
                      only=request.only, within_min=request.args.within, **request.how())

@@ -180,6 +180,19 @@ def learning_check(curve: List[float], num_prototypes: int) -> Dict[str, Any]:
             "plateau": "yes" if plateau else "no"}
 
 
+def run_dir(work_dir: Path, profile_name: str, method: str, seed: int) -> Path:
+    """Where ``run_one`` keeps a run's checkpoints and logs."""
+    return work_dir / profile_name / f"{method}-seed{seed}"
+
+
+def epochs_done(ckpt_dir: Path) -> int:
+    """How many epochs a run's folder holds checkpoints of (the host's Checkpointer names each
+    ``...-ep=<epoch index>.ckpt``): 0 when none."""
+    done = [int(p.stem.rsplit("-ep=", 1)[1]) for p in ckpt_dir.rglob("*-ep=*.ckpt")
+            if p.stem.rsplit("-ep=", 1)[1].isdigit()] if ckpt_dir.is_dir() else []
+    return max(done) + 1 if done else 0
+
+
 class EpochWatcher(threading.Thread):
     """Prints a line when a new epoch checkpoint appears (the host's Checkpointer writes one per
     epoch): progress without adding a callback to the pretraining command."""
@@ -188,14 +201,13 @@ class EpochWatcher(threading.Thread):
         super().__init__(daemon=True)
         self.ckpt_dir, self.label, self.epochs, self.t0 = ckpt_dir, label, epochs, start
         self.done = threading.Event()
-        self.seen = -1
+        self.seen = 0
 
     def poll(self) -> None:
-        done = [int(p.stem.rsplit("-ep=", 1)[1]) for p in self.ckpt_dir.rglob("*-ep=*.ckpt")
-                if p.stem.rsplit("-ep=", 1)[1].isdigit()]
-        if done and max(done) > self.seen:
-            self.seen = max(done)
-            print(f"[accuracy] {self.label}: epoch {self.seen + 1}/{self.epochs} done "
+        done = epochs_done(self.ckpt_dir)
+        if done > self.seen:
+            self.seen = done
+            print(f"[accuracy] {self.label}: epoch {done}/{self.epochs} done "
                   f"({time.time() - self.t0:.0f} s)", flush=True)
 
     def run(self) -> None:
@@ -227,7 +239,7 @@ def run_one(profile_name: str, profile: Profile, method: str, seed: int, train_p
             print("[accuracy] NVIDIA DALI is not installed: using the host's image_folder "
                   "loader instead", flush=True)
             data_format = "image_folder"
-    ckpt_dir = work_dir / profile_name / f"{method}-seed{seed}"
+    ckpt_dir = run_dir(work_dir, profile_name, method, seed)
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # an unfinished run starts again
     cfg = pretrain_config(profile, method, seed, train_path, ckpt_dir, data_format, config,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import clutter, incentive, profiles
+from benchmarks import clutter, incentive, profiles, runs
 from benchmarks import data as bench_data
 from benchmarks.__main__ import main as bench_main
 from benchmarks.campaign import RANDOM_INIT
@@ -368,7 +368,8 @@ def test_incentive_command_pairs_two_canvases_of_each_object(tmp_path):
 
 def test_pending_lists_what_is_left_with_each_arm_s_time(tmp_path, capsys):
     """``--pending``: the runs without a finished file (an unfinished extra evaluation counts),
-    each estimated from its arm's finished runs; nothing is run or written."""
+    each estimated from its arm's finished runs for the epochs it has left (an interrupted run
+    resumes after its checkpoints); nothing is run or written."""
     runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
     runs_dir.mkdir(parents=True)
     finished = {"knn20_top1": 1.0, "clean_knn20_top1": 1.0}
@@ -377,11 +378,16 @@ def test_pending_lists_what_is_left_with_each_arm_s_time(tmp_path, capsys):
                              ("swav_lewel", 0, {"knn20_top1": 1.0, "wall_s": 60.0})):
         clutter.run_file_of(runs_dir, arm, seed).write_text(
             json.dumps({"arm": arm, "seed": seed, **extra}))
+    # an interrupted run of swav seed 2: 12 of the profile's 16 epochs left
+    work_dir = tmp_path / "work"
+    ckpt_dir = runs.run_dir(work_dir / "swav", "cpu", "swav", 2) / "swav" / "x"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "bench-swav-seed2-x-ep=3.ckpt").touch()
     before = sorted(p.name for p in tmp_path.rglob("*"))
     bench_main(["clutter", "--profile", "cpu", "--out", str(tmp_path), "--pending",
-                "--arms", "swav", "swav_lewel", "--seeds", "3"])
+                "--arms", "swav", "swav_lewel", "--seeds", "3", "--work-dir", str(work_dir)])
     lines = capsys.readouterr().out.splitlines()
-    assert "swav seed 2: ~15 min (mean of 2 finished)" in lines
+    assert "swav seed 2: ~11 min (mean of 2 finished; 4/16 epochs checkpointed)" in lines
     assert "swav_lewel seed 0: no finished run of this arm to estimate from" in lines
     assert lines[-1] == "4 runs pending, ~0.2 h plus 3 without an estimate"
     assert not any(line.startswith("swav seed 0") or line.startswith("swav seed 1")
@@ -391,7 +397,8 @@ def test_pending_lists_what_is_left_with_each_arm_s_time(tmp_path, capsys):
 
 def test_within_starts_only_the_runs_whose_estimate_fits(tmp_path, monkeypatch, capsys):
     """``--within``: a run starts only where its arm's mean wall time (an arm never run: 1.25 x
-    the slowest arm's; random init, only evaluated, does not count) fits in the time left."""
+    the slowest arm's; random init, only evaluated, does not count), for the epochs the run has
+    left, fits in the time left."""
     profile = profiles.PROFILES["clutter"]["cpu"]
     runs_dir = tmp_path / "cpu" / clutter.RUNS_DIR
     runs_dir.mkdir(parents=True)
@@ -406,13 +413,17 @@ def test_within_starts_only_the_runs_whose_estimate_fits(tmp_path, monkeypatch, 
     monkeypatch.setattr(clutter, "run_arm", lambda name, prof, arm, seed, *args: started.append(
         (arm, seed)) or dict.fromkeys(("knn20_top1", "linear_top1", "clean_knn20_top1",
                                         "maxboxacc"), 0.0))
+    # swav_lewel seed 2 was cut after 12 of its 16 epochs: it resumes for a quarter of the time
+    ckpt_dir = runs.run_dir(tmp_path / "swav_lewel", "cpu", "swav_lewel", 2) / "swav_lewel"
+    ckpt_dir.mkdir(parents=True)
+    (ckpt_dir / "bench-swav_lewel-seed2-x-ep=11.ckpt").touch()
     clutter.run_suite("cpu", profile, tmp_path, tmp_path, tmp_path, tmp_path, [],
-                      only=[("swav_lewel", 1), ("swav", 1), ("byol", 0)], tables=False,
-                      within_min=40)
-    assert started == [("swav", 1)]
+                      only=[("swav_lewel", 1), ("swav", 1), ("byol", 0), ("swav_lewel", 2)],
+                      tables=False, within_min=45)
+    assert started == [("swav", 1), ("swav_lewel", 2)]
     out = capsys.readouterr().out
-    assert "1/3 swav_lewel seed 1: not started, its estimate (~50 min) exceeds" in out
-    assert "3/3 byol seed 0: not started, its estimate (~62 min)" in out
+    assert "1/4 swav_lewel seed 1: not started, its estimate (~50 min) exceeds" in out
+    assert "3/4 byol seed 0: not started, its estimate (~62 min)" in out
     with pytest.raises(SystemExit):
         bench_main(["clutter", "--profile", "cpu", "--out", str(tmp_path), "--within", "60",
                     "--jobs", "2"])

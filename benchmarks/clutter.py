@@ -104,7 +104,9 @@ def clutter_root(profile: profiles.Profile, data_root: Path, cifar_dir: Path) ->
 def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict[str, float]:
     """Mask-in-box, border share and entropy of a ``swav_scaca`` checkpoint's masks, or of each
     alignment map of a ``*_lewel`` checkpoint (mean over maps, and the map most on the object),
-    on the first ``SPATIAL_IMAGES`` clutter test images (classes interleaved)."""
+    on the first ``SPATIAL_IMAGES`` clutter test images (classes interleaved); and the
+    mask-in-box of the mean mask (``mask_in_box_prior``): what a fixed spatial bias (away from
+    the border, where the objects' boxes reach less often) scores without looking at the image."""
     import torch
 
     from solo_scaca.addon.mechanism_metrics import mask_entropy
@@ -127,8 +129,11 @@ def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict
                      for i in range(0, len(images), batch_size)]
         maps = torch.cat(masks)  # N x M x H x W
         per_map = torch.stack([mask_in_box(maps[:, k], boxes, 32) for k in range(maps.size(1))])
+        prior = torch.stack([mask_in_box(maps[:, k].mean(0).expand_as(maps[:, k]), boxes, 32)
+                             for k in range(maps.size(1))])
         flat = maps.flatten(0, 1)
         return {"mask_in_box": float(per_map.mean()),
+                "mask_in_box_prior": float(prior.mean()),
                 "mask_in_box_best_map": float(per_map.mean(dim=1).max()),
                 "border_share": float(border_share(flat).mean()),
                 "mask_entropy": float(mask_entropy(flat))}
@@ -138,7 +143,10 @@ def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict
     masks = [batch_masks(model, images[i:i + batch_size]).masks
              for i in range(0, len(images) - 1, batch_size)]
     masks = torch.cat(masks)
-    return {"mask_in_box": float(mask_in_box(masks, boxes[:len(masks)], 32).mean()),
+    boxes = boxes[:len(masks)]
+    return {"mask_in_box": float(mask_in_box(masks, boxes, 32).mean()),
+            "mask_in_box_prior": float(mask_in_box(masks.mean(0).expand_as(masks), boxes,
+                                                   32).mean()),
             "border_share": float(border_share(masks).mean()),
             "mask_entropy": float(mask_entropy(masks))}
 
@@ -196,11 +204,20 @@ def plan(profile: profiles.Profile, arms: Sequence[str],
             if i < (ARMS[arm][3] if seeds is None else seeds)]
 
 
+def lacks_prior(result: Dict[str, Any]) -> bool:
+    """A spatial run measured before ``mask_in_box_prior`` was, whose checkpoint is still here."""
+    return ("mask_in_box" in result and "mask_in_box_prior" not in result
+            and Path(result.get("checkpoint", "")).is_file())
+
+
 def pending_pairs(runs_dir: Path, pairs: Sequence[Tuple[str, int]]) -> List[Tuple[str, int]]:
-    """The pairs without a finished run file (one lacking the extra evaluation counts as
-    pending: only that is redone)."""
-    return [(a, s) for a, s in pairs if not run_file_of(runs_dir, a, s).exists()
-            or "clean_knn20_top1" not in json.loads(run_file_of(runs_dir, a, s).read_text())]
+    """The pairs without a finished run file (one lacking the extra evaluation, or the mean
+    mask's mask-in-box where its checkpoint is here, counts as pending: only that is redone)."""
+    def finished(path: Path) -> bool:
+        result = json.loads(path.read_text()) if path.exists() else {}
+        return "clean_knn20_top1" in result and not lacks_prior(result)
+
+    return [(a, s) for a, s in pairs if not finished(run_file_of(runs_dir, a, s))]
 
 
 def finished_walls(runs_dir: Path) -> Dict[str, List[float]]:
@@ -278,6 +295,10 @@ def run_arm(profile_name: str, profile: profiles.Profile, arm: str, seed: int,
     if "clean_knn20_top1" not in result:
         result.update(extra_evaluation(result, profile, paths["root"],
                                        (paths["clean_train"], paths["clean_test"]), method))
+        runs.write_run_file(path, result)
+    elif lacks_prior(result):
+        result.update(spatial_metrics(result["checkpoint"], method, paths["root"],
+                                      profile.batch_size))
         runs.write_run_file(path, result)
     return result
 
@@ -374,7 +395,8 @@ METRICS = (("knn20_top1", "kNN-20"), ("knn200_top1", "kNN-200"), ("linear_top1",
 # the metrics each arm is t-tested on against its base and its uniform control
 TESTED = (("knn20_top1", "kNN-20"), ("linear_top1", "linear"), ("maxboxacc", "MaxBoxAcc"),
           ("clean_knn20_top1", "clean kNN-20"))
-SPATIAL = (("mask_in_box", "mask-in-box"), ("mask_in_box_best_map", "best map in box"),
+SPATIAL = (("mask_in_box", "mask-in-box"), ("mask_in_box_prior", "mean mask in box"),
+           ("mask_in_box_best_map", "best map in box"),
            ("border_share", "border share"), ("mask_entropy", "entropy"))
 
 
@@ -435,7 +457,9 @@ def write_tables(profile_dir: Path, profile: profiles.Profile) -> Path:
              "of the means against the arm's base method (swav or byol), `vs uniform`: against "
              "`ca_mask=uniform`; `*` where it exceeds the seed noise (two-sample t-test at 5%, "
              "pooled std, `benchmarks/stats.py`). mask-in-box: the mask's mass in the object's "
-             "box over the box's share (1 = uniform, > 1 on the object); border share: mass on "
+             "box over the box's share (1 = uniform, > 1 on the object); mean mask in box: the same "
+             "for the arm's mean mask over the test images, a fixed bias that ignores the image "
+             "(mask-in-box above it: the masks follow the object); border share: mass on "
              "the outer ring of map cells over its share (1 = uniform). LEWEL: mean over its "
              "alignment maps, and the map most on the object.")
     notes += one_seed_note(by_arm)

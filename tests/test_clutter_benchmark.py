@@ -44,6 +44,7 @@ def test_clutter_table_has_accuracies_localization_and_spatial_metrics(campaign)
     assert by_arm["random init"]["mask-in-box"] == ""
     for arm in ARMS:  # masks (swav_scaca) and alignment maps (swav_lewel) measured
         assert float(by_arm[arm]["mask-in-box"]) > 0
+        assert float(by_arm[arm]["mean mask in box"]) > 0
         assert float(by_arm[arm]["border share"]) > 0
         assert 0 < float(by_arm[arm]["entropy"]) <= 1
     assert float(by_arm["swav_lewel"]["best map in box"]) >= float(by_arm["swav_lewel"]["mask-in-box"])
@@ -87,6 +88,11 @@ def test_clutter_campaign_resumes_and_finishes_an_interrupted_evaluation(campaig
     redone = json.loads(path.read_text())
     assert "clean_knn20_top1" in redone and "mask_in_box" in redone
     assert redone["pretrain_s"] == pretrained_in  # not pretrained again
+    prior = redone.pop("mask_in_box_prior")  # a run file written before the mean mask's metric
+    path.write_text(json.dumps(redone))
+    assert clutter.pending_pairs(runs_dir, [("swav_lewel", 0)]) == [("swav_lewel", 0)]
+    bench_main(campaign["argv"])
+    assert json.loads(path.read_text()) == {**redone, "mask_in_box_prior": prior}
 
 
 def test_an_objective_arm_is_compared_with_its_own_uniform_control(tmp_path):

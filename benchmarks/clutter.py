@@ -101,54 +101,54 @@ def clutter_root(profile: profiles.Profile, data_root: Path, cifar_dir: Path) ->
                             min_side=sides[0], max_side=sides[1])
 
 
-def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict[str, float]:
-    """Mask-in-box, border share and entropy of a ``swav_scaca`` checkpoint's masks, or of each
-    alignment map of a ``*_lewel`` checkpoint (mean over maps, and the map most on the object),
-    on the first ``SPATIAL_IMAGES`` clutter test images (classes interleaved); and the
-    mask-in-box of the mean mask (``mask_in_box_prior``): what a fixed spatial bias (away from
-    the border, where the objects' boxes reach less often) scores without looking at the image."""
+def mask_scores(masks: "torch.Tensor", boxes: "torch.Tensor") -> Dict[str, float]:
+    """Mask-in-box, border share and entropy of masks (N x H x W) or of LEWEL's alignment maps
+    (N x M x H x W: mean over the maps, and ``mask_in_box_best_map``, the map most on the
+    object); and ``mask_in_box_prior``, the mask-in-box of the mean mask over the N images: what
+    a fixed spatial bias (away from the border, where the objects' boxes reach less often)
+    scores without looking at the image. ``boxes``: the first N of the images' boxes."""
     import torch
 
     from solo_scaca.addon.mechanism_metrics import mask_entropy
     from solo_scaca.evaluation.box_metrics import border_share, mask_in_box
 
-    images, boxes, _ = data.clutter_images(root, SPATIAL_IMAGES, 32)
+    maps = masks.cpu().float()
+    maps = maps[:, None] if maps.dim() == 3 else maps  # N x M x H x W
+    boxes = boxes[:len(maps)]
+    per_map = torch.stack([mask_in_box(maps[:, k], boxes, 32) for k in range(maps.size(1))])
+    prior = [mask_in_box(maps[:, k].mean(0).expand_as(maps[:, k]), boxes, 32).mean()
+             for k in range(maps.size(1))]
+    flat = maps.flatten(0, 1)
+    scores = {"mask_in_box": float(per_map.mean()),
+              "mask_in_box_prior": float(sum(prior) / len(prior)),
+              "border_share": float(border_share(flat).mean()),
+              "mask_entropy": float(mask_entropy(flat))}
+    if masks.dim() == 4:
+        scores["mask_in_box_best_map"] = float(per_map.mean(dim=1).max())
+    return scores
+
+
+def spatial_metrics(ckpt: str, method: str, root: Path, batch_size: int) -> Dict[str, float]:
+    """``mask_scores`` of a ``swav_scaca`` checkpoint's masks (with the partners its own pairing
+    picks in batches of ``batch_size``) or of a ``*_lewel`` checkpoint's alignment maps, on the
+    first ``SPATIAL_IMAGES`` clutter test images (classes interleaved)."""
+    import torch
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+    from solo_scaca.evaluation.mask_view import batch_masks, load_method
+
+    images, boxes, _ = data.clutter_images(root, SPATIAL_IMAGES, 32)
     mean = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]
     std = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
     images = (images - mean) / std
-    masks = []
+    model = load_method(ckpt)
     if method.endswith("_lewel"):
         from solo_scaca.addon.lewel import lewel_maps
-        from solo_scaca.evaluation.mask_view import load_method
 
-        model = load_method(ckpt)
-        with torch.no_grad():
-            masks = [lewel_maps(model, images[i:i + batch_size])
-                     for i in range(0, len(images), batch_size)]
-        maps = torch.cat(masks)  # N x M x H x W
-        per_map = torch.stack([mask_in_box(maps[:, k], boxes, 32) for k in range(maps.size(1))])
-        prior = torch.stack([mask_in_box(maps[:, k].mean(0).expand_as(maps[:, k]), boxes, 32)
-                             for k in range(maps.size(1))])
-        flat = maps.flatten(0, 1)
-        return {"mask_in_box": float(per_map.mean()),
-                "mask_in_box_prior": float(prior.mean()),
-                "mask_in_box_best_map": float(per_map.mean(dim=1).max()),
-                "border_share": float(border_share(flat).mean()),
-                "mask_entropy": float(mask_entropy(flat))}
-    from solo_scaca.evaluation.mask_view import batch_masks, load_method
-
-    model = load_method(ckpt)
-    masks = [batch_masks(model, images[i:i + batch_size]).masks
-             for i in range(0, len(images) - 1, batch_size)]
-    masks = torch.cat(masks)
-    boxes = boxes[:len(masks)]
-    return {"mask_in_box": float(mask_in_box(masks, boxes, 32).mean()),
-            "mask_in_box_prior": float(mask_in_box(masks.mean(0).expand_as(masks), boxes,
-                                                   32).mean()),
-            "border_share": float(border_share(masks).mean()),
-            "mask_entropy": float(mask_entropy(masks))}
+        return mask_scores(torch.cat([lewel_maps(model, images[i:i + batch_size])
+                                      for i in range(0, len(images), batch_size)]), boxes)
+    return mask_scores(torch.cat([batch_masks(model, images[i:i + batch_size]).masks
+                                  for i in range(0, len(images) - 1, batch_size)]), boxes)
 
 
 def localization(ckpt: str, root: Path, profile: profiles.Profile) -> Dict[str, float]:

@@ -420,14 +420,14 @@ def campaign_names(datasets: Sequence[str], arms: Sequence[str]) -> List[Tuple[s
 
 def spatial_metrics(ckpt: str, method: str, root: Path, count: int,
                     batch_size: int) -> Dict[str, float]:
-    """Mask-in-box and border share on the first ``count`` clutter test images: swav_scaca's
-    masks with the partners its pairing picks in batches of ``batch_size`` (``batch_masks``),
-    or the mean over a LEWEL method's alignment maps (``lewel_maps``) and its best map."""
+    """The clutter campaign's ``mask_scores`` on the first ``count`` clutter test images:
+    swav_scaca's masks with the partners its pairing picks in batches of ``batch_size``
+    (``batch_masks``), or a LEWEL method's alignment maps (``lewel_maps``), on the GPU."""
     import torch
     from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
     from benchmarks import data
-    from solo_scaca.evaluation.box_metrics import border_share, mask_in_box
+    from benchmarks.clutter import mask_scores
     from solo_scaca.evaluation.mask_view import batch_masks, load_method
 
     images, boxes, _ = data.clutter_images(root, count, 32)
@@ -440,17 +440,11 @@ def spatial_metrics(ckpt: str, method: str, root: Path, count: int,
     if method.endswith("_lewel"):
         from solo_scaca.addon.lewel import lewel_maps
 
-        maps = torch.cat([lewel_maps(model, images[i:i + batch_size])
-                          for i in range(0, len(images), batch_size)])  # N x M x H x W
-        per_map = torch.stack([mask_in_box(maps[:, k], boxes, 32) for k in range(maps.size(1))])
-        return {"mask_in_box": float(per_map.mean()),
-                "mask_in_box_best_map": float(per_map.mean(dim=1).max()),
-                "border_share": float(border_share(maps.flatten(0, 1)).mean())}
-    masks = torch.cat([batch_masks(model, images[i:i + batch_size]).masks
-                       for i in range(0, len(images) - 1, batch_size)
-                       if len(images[i:i + batch_size]) > 1])
-    return {"mask_in_box": float(mask_in_box(masks, boxes[:len(masks)], 32).mean()),
-            "border_share": float(border_share(masks).mean())}
+        return mask_scores(torch.cat([lewel_maps(model, images[i:i + batch_size])
+                                      for i in range(0, len(images), batch_size)]), boxes)
+    return mask_scores(torch.cat([batch_masks(model, images[i:i + batch_size]).masks
+                                  for i in range(0, len(images) - 1, batch_size)
+                                  if len(images[i:i + batch_size]) > 1]), boxes)
 
 
 def campaign_run(spec: Dict[str, Any]) -> Dict[str, Any]:
@@ -506,8 +500,8 @@ def incentive_check(ckpt: str, spec: Dict[str, Any], sizes: Sizes) -> None:
 
 
 CAMPAIGN_COLUMNS = ("dataset", "arm", "status", "epochs", "knn20_top1", "knn200_top1",
-                    "linear_top1", "mask_in_box", "mask_in_box_best_map", "border_share",
-                    "pretrain_s", "s_per_step", "data_format")
+                    "linear_top1", "mask_in_box", "mask_in_box_prior", "mask_in_box_best_map",
+                    "border_share", "pretrain_s", "s_per_step", "data_format")
 
 
 def campaign_rows(out: Path, statuses: Dict[str, str]) -> List[Dict[str, Any]]:
@@ -752,8 +746,9 @@ def stage_campaign(args, sizes: Sizes, paths: Dict[str, Path], throughput: Dict[
              f"Accuracies in %: k-NN and linear on the dataset's own training and test "
              f"images ({', '.join(f'{d} {counts[d]} + {tests[d]}' for d in datasets)}). "
              "mask-in-box: mask mass "
-             "in the object's box over the box's share (1 = uniform); LEWEL: mean over its "
-             "maps and its best map. One seed.")
+             "in the object's box over the box's share (1 = uniform); mask_in_box_prior: the "
+             "same for the arm's mean mask (a fixed bias: above it, the masks follow the "
+             "object); LEWEL: mean over its maps and its best map. One seed.")
     write_table("campaign", "Campaign on one device call: clutter set and CIFAR-10", rows,
                 list(CAMPAIGN_COLUMNS), metadata({"gpu_during_campaign": report.state.get(
                     "campaign_gpu", "n/a")}), notes, args.out)

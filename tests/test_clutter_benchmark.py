@@ -50,6 +50,27 @@ def test_clutter_table_has_accuracies_localization_and_spatial_metrics(campaign)
     assert float(by_arm["swav_lewel"]["best map in box"]) >= float(by_arm["swav_lewel"]["mask-in-box"])
 
 
+def test_mask_scores_tell_masks_that_follow_the_object_from_a_fixed_bias():
+    """Masks on each image's box score above their mean mask; one fixed mask for every image
+    scores its own mean's, above 1 where it keeps off the border; LEWEL's maps get the best."""
+    from solo_scaca.evaluation.box_metrics import box_masks
+
+    gen = torch.Generator().manual_seed(0)
+    corner = torch.randint(0, 9, (64, 2), generator=gen).float()
+    boxes = torch.cat([corner, corner + torch.randint(18, 24, (64, 1), generator=gen)], dim=1)
+    on_box = clutter.mask_scores(box_masks(boxes, 32, (8, 8)), boxes)
+    assert on_box["mask_in_box"] > on_box["mask_in_box_prior"] + 0.2
+    centre = torch.zeros(8, 8)
+    centre[1:-1, 1:-1] = 1
+    fixed = clutter.mask_scores((centre / centre.sum()).expand(64, 8, 8), boxes)
+    assert fixed["mask_in_box"] == pytest.approx(fixed["mask_in_box_prior"]) and fixed[
+        "mask_in_box"] > 1.1
+    assert fixed["border_share"] == 0 and "mask_in_box_best_map" not in fixed
+    maps = clutter.mask_scores(torch.stack([box_masks(boxes, 32, (8, 8)),
+                                            centre.expand(64, 8, 8) / centre.sum()], dim=1), boxes)
+    assert maps["mask_in_box_best_map"] == pytest.approx(on_box["mask_in_box"])
+
+
 def test_spatial_arms_get_a_mask_grid_on_the_results_page(campaign):
     for arm in ARMS:  # swav_scaca's masks, swav_lewel's maps, with their boxes
         assert (campaign["dir"] / f"clutter-masks-{clutter.slug(arm)}-seed0.png").stat(
